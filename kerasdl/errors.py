@@ -1,0 +1,44 @@
+"""Errors that mean "the user asked for something that cannot be done".
+
+The CLI turns every :class:`KerasdlUsageError` into a one-line message and exit code 2;
+anything else is an internal error (exit code 1).
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class KerasdlUsageError(ValueError):
+    """Bad input from the user: a wrong name, an impossible shape, a corrupt file."""
+
+
+class UnknownNameError(KerasdlUsageError):
+    """A name (model, dataset, optimizer, ...) that kerasdl does not know."""
+
+    def __init__(self, kind: str, name: str, choices: Iterable[str], extra: str = ""):
+        self.kind, self.name = kind, name
+        self.choices = sorted(set(choices))
+        self.suggestions = closest(name, self.choices)
+        message = f"unknown {kind} {name!r}"
+        if self.suggestions:
+            message += "; did you mean " + ", ".join(repr(s) for s in self.suggestions) + "?"
+        if extra:
+            message += " " + extra
+        super().__init__(message)
+
+
+def closest(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
+    """The ``n`` closest valid names to ``name`` (case-insensitive), best first."""
+    choices = list(choices)
+    lowered = {c.lower(): c for c in choices}
+    hits = difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.5)
+    # Prefix matches help with truncated names ("resnet" -> "resnet18", "resnet20", ...).
+    if len(hits) < n:
+        for c in sorted(lowered):
+            if c.startswith(name.lower()) and c not in hits:
+                hits.append(c)
+            if len(hits) >= n:
+                break
+    return [lowered[h] for h in hits]
