@@ -1,0 +1,1 @@
+"""The kerasdl command line (Click). Thin: parse, validate, call one library function, print."""

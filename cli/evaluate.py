@@ -1,0 +1,34 @@
+"""``kerasdl evaluate``: metrics and plots for a run's best checkpoint."""
+
+from __future__ import annotations
+
+import click
+
+from .options import data_dir_option, run_dir_argument
+from .render import print_metrics
+
+EPILOG = """\b
+Examples:
+  kerasdl evaluate runs/lenet5-mnist5k-20261123-101500
+  kerasdl evaluate runs/my-run --split validation
+"""
+
+
+@click.command("evaluate", epilog=EPILOG)
+@run_dir_argument
+@click.option("--split", type=click.Choice(["test", "validation", "train"]), default="test", show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Default: the run's batch size.")
+@data_dir_option
+def evaluate_command(run_dir, split, batch_size, data_dir):
+    """Report loss, accuracy, top-5, NLL, ECE (15 bins), per-class accuracy and a confusion matrix.
+
+    Results go to the terminal and into the run directory (metrics.json, plots/).
+    """
+    from kerasdl.evaluation import evaluate_run
+    from kerasdl.runs import DATASET, path, read_json
+
+    report = evaluate_run(run_dir, split, batch_size=batch_size, data_dir=data_dir)
+    class_names = read_json(path(run_dir, DATASET), {}).get("class_names")
+    print_metrics(report, title=f"{split} metrics ({run_dir})", class_names=class_names)
+    for file in report.get("plots", []):
+        click.echo(f"plot: {file}")

@@ -1,0 +1,35 @@
+"""Terminal output helpers (rich tables), shared by the commands."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+# Figures shown in the summary table, in order, with how to print them.
+SHOWN = {
+    "accuracy": "{:.2%}", "top5_accuracy": "{:.2%}", "loss": "{:.4f}", "nll": "{:.4f}",
+    "ece": "{:.2%}", "mse": "{:.4f}", "rmse": "{:.4f}", "mae": "{:.4f}", "r2": "{:.4f}", "n": "{:,}",
+}
+
+
+def print_metrics(report: Mapping, title: str = "metrics", class_names=None) -> None:
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, fmt in SHOWN.items():
+        if key in report and report[key] is not None:
+            label = f"ece ({report.get('ece_bins', 15)} bins)" if key == "ece" else key
+            table.add_row(label, fmt.format(report[key]))
+    console.print(table)
+    per_class = report.get("per_class_accuracy")
+    if per_class and class_names is not None:
+        pc = Table(title="per-class accuracy", show_header=True, header_style="bold")
+        pc.add_column("class")
+        pc.add_column("accuracy", justify="right")
+        for name, acc in zip(class_names, per_class):
+            pc.add_row(str(name), "-" if acc is None else f"{acc:.2%}")
+        console.print(pc)

@@ -1,0 +1,125 @@
+"""``kerasdl train``: train a model on a dataset and write a run directory."""
+
+from __future__ import annotations
+
+import click
+from click.core import ParameterSource
+
+from kerasdl.config import OPTIMIZERS, SCHEDULES, RunConfig
+
+from .options import data_dir_option, export_dir_option
+from .render import print_metrics
+
+EPILOG = """\b
+Examples:
+  kerasdl train                                      # lenet5 on mnist5k with the defaults
+  kerasdl train --model mlp --dataset digits --epochs 40 --model-opt width=256 --model-opt dropout=0.2
+  kerasdl train --optimizer nesterov --lr 0.05 --schedule cosine --warmup-epochs 1
+  kerasdl train --config run.yaml --epochs 5         # YAML values, command line wins
+  kerasdl train --resume runs/lenet5-mnist5k-20261123-101500   # continue after a crash or Ctrl-C
+  kerasdl train --model lenet5 --dataset cifar10 --export      # any tfds catalog name (downloads)
+"""
+
+# CLI option name -> RunConfig field, where they differ.
+FIELD = {"lr": "learning_rate", "min_lr": "min_learning_rate", "model_opt": "model_options",
+         "name": "name", "output_dir": "output_dir"}
+
+
+def _parse_model_opts(values: tuple[str, ...]) -> dict:
+    import yaml
+
+    opts = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--model-opt")
+        try:
+            opts[key] = yaml.safe_load(raw)  # "0.2" -> 0.2, "[64,32]" -> [64, 32], "relu" -> "relu"
+        except yaml.YAMLError:
+            raise click.BadParameter(f"cannot parse value of {item!r}", param_hint="--model-opt") from None
+    return opts
+
+
+@click.command("train", epilog=EPILOG)
+@click.option("--model", "-m", help="Registry name (see 'kerasdl models').  [default: lenet5]")
+@click.option("--dataset", "-d", help="Offline name (see 'kerasdl datasets'), tfds catalog name, image "
+              "folder, .npz or .csv.  [default: mnist5k]")
+@click.option("--epochs", "-e", type=click.IntRange(min=1), help="Maximum epochs.  [default: 15]")
+@click.option("--batch-size", "-b", type=click.IntRange(min=1), help="Batch size.  [default: 64]")
+@click.option("--optimizer", help=f"One of {', '.join(OPTIMIZERS)}.  [default: adam]")
+@click.option("--lr", type=float, help="Base learning rate.  [default: 0.001]")
+@click.option("--momentum", type=float, help="Momentum for 'momentum'/'nesterov'.  [default: 0.9]")
+@click.option("--weight-decay", type=float, help="Decoupled weight decay (optimizer default if unset).")
+@click.option("--schedule", help=f"LR schedule: {', '.join(SCHEDULES)}.  [default: constant]")
+@click.option("--warmup-epochs", type=float, help="Linear warmup length in epochs.  [default: 0]")
+@click.option("--lr-decay-epochs", type=click.IntRange(min=1), help="Step schedule period.  [default: 10]")
+@click.option("--lr-decay-factor", type=float, help="Step/plateau multiplier.  [default: 0.1]")
+@click.option("--min-lr", type=float, help="Floor for cosine/onecycle/plateau.  [default: 0]")
+@click.option("--loss", help="Loss name (default: sparse_categorical_crossentropy, or mse for regression).")
+@click.option("--patience", type=click.IntRange(min=0), help="Early-stopping patience, 0 = off.  [default: 5]")
+@click.option("--monitor", help="Metric for early stopping and the best checkpoint.  [default: val_loss]")
+@click.option("--seed", type=int, help="Random seed (same seed, same data, same metrics).  [default: 0]")
+@click.option("--name", help="Run name (folder under --output-dir).  [default: <model>-<dataset>-<time>]")
+@click.option("--output-dir", type=click.Path(file_okay=False), help="Where runs go.  [default: runs]")
+@data_dir_option
+@click.option("--download/--no-download", default=None,
+              help="Allow downloading tfds catalog datasets (default: yes unless KERASDL_OFFLINE=1).")
+@click.option("--model-opt", multiple=True, metavar="KEY=VALUE",
+              help="Builder override, repeatable (e.g. --model-opt depth=3 --model-opt activation=tanh).")
+@click.option("--export/--no-export", default=None, help="Export a SavedModel when training ends.")
+@export_dir_option
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="YAML file of options; command-line options override it.")
+@click.option("--resume", "resume_dir", type=click.Path(), help="Continue an interrupted run directory.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run directory of the same name.")
+@click.pass_context
+def train_command(ctx, config_file, resume_dir, overwrite, **options):
+    """Train a model, evaluate it on the test split and write runs/<name>/.
+
+    The run directory holds config.yaml (the resolved config), history.csv, metrics.json,
+    checkpoints, TensorBoard logs and PNG plots.
+    """
+    from kerasdl.training import resume_config, train
+
+    given = {}
+    for key, value in options.items():
+        if ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE:
+            if key == "export_dir" or value is not None:
+                given[FIELD.get(key, key)] = value
+    if "model_options" in given:
+        given["model_options"] = _parse_model_opts(given["model_options"])
+
+    if resume_dir:
+        if config_file or overwrite:
+            raise click.UsageError("--resume takes the run's own config; drop --config/--overwrite")
+        extra = {k: v for k, v in given.items() if k in ("epochs", "data_dir", "download")}
+        ignored = sorted(set(given) - set(extra))
+        if ignored:
+            raise click.UsageError(f"--resume keeps the run's settings; cannot change {', '.join(ignored)}")
+        config = resume_config(resume_dir, **extra)
+    elif config_file:
+        config = RunConfig.from_yaml(config_file, given)
+    else:
+        config = RunConfig.from_mapping(given, source="command line")
+
+    config = config.resolved()  # fixes the run name now, so an interrupt can name the run
+    try:
+        result = train(config, resume=bool(resume_dir), overwrite=overwrite, echo=click.echo)
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted; continue with: kerasdl train --resume {config.run_dir}", err=True)
+        raise
+    if result.stop_reason == "nan_loss":
+        at = result.metrics["nan_at"]
+        click.secho(
+            f"stopped: the loss became NaN in epoch {at['epoch']} (batch {at['batch']}); kept the best "
+            f"checkpoint from epoch {result.metrics['best_epoch']} "
+            f"({result.metrics['monitor']} {result.metrics['best_monitor_value']:.4f})",
+            fg="yellow", err=True,
+        )
+    elif result.stop_reason == "early_stopping":
+        click.echo(f"early stopping after epoch {result.metrics['epochs_run']}; "
+                   f"best epoch {result.metrics['best_epoch']}")
+    print_metrics(result.metrics["test"], title=f"test metrics ({result.run_dir})")
+    if result.export_path:
+        click.echo(f"exported SavedModel: {result.export_path}")
+    click.echo(f"run directory: {result.run_dir}")

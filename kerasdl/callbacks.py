@@ -1,0 +1,278 @@
+"""Callbacks kerasdl adds around ``model.fit``.
+
+They follow the keras callback idiom: reset state in ``on_train_begin``, act in
+``on_epoch_end`` / ``on_train_batch_end``, publish values into ``logs``. All of them are
+resume-aware: the first ``on_epoch_begin`` tells them the epoch ``fit`` starts from (0, or where
+``BackupAndRestore`` restored a run), and they continue from the saved ``history.csv`` instead of
+starting over. Order matters and training.py keeps it: these callbacks come *before*
+BackupAndRestore, so an epoch's history row is written before its backup. A kill between the two
+makes the resumed run redo that epoch and drop its row first: no gaps, no duplicates.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import sys
+import time
+from typing import Any
+
+import keras
+import numpy as np
+
+
+def current_learning_rate(model: keras.Model) -> float:
+    """The optimizer's learning rate now (a schedule is evaluated at the current step)."""
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+def read_history(path: str) -> list[dict]:
+    """Rows of ``history.csv`` as floats (``epoch`` is 0-based, as in keras)."""
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return [{k: float(v) if v != "" else float("nan") for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def write_history(path: str, rows: list[dict]) -> None:
+    """Rewrite the whole CSV atomically (it is small; a kill never leaves a torn file)."""
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _fmt(row.get(k, "")) for k in keys})
+    os.replace(tmp, path)
+
+
+def _fmt(v: Any) -> Any:
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
+        return int(v)
+    return v
+
+
+class ResumeAware(keras.callbacks.Callback):
+    """Calls ``resume_from(epoch)`` once, at the first epoch that ``fit`` runs."""
+
+    def on_train_begin(self, logs=None):
+        self._started = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self._started:
+            self._started = True
+            self.resume_from(epoch)
+
+    def resume_from(self, epoch: int) -> None:
+        raise NotImplementedError
+
+
+class HistoryLog(ResumeAware):
+    """Keeps ``history.csv`` with one row per finished epoch, plus the learning rate and time.
+
+    On resume it drops rows of epochs that BackupAndRestore did not keep (an epoch killed after
+    this callback wrote its row but before the backup was saved is re-run, not duplicated).
+    """
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+        self.rows: list[dict] = []
+
+    def resume_from(self, epoch):
+        self.rows = [r for r in read_history(self.path) if r["epoch"] < epoch]
+        write_history(self.path, self.rows)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        super().on_epoch_begin(epoch, logs)
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        logs["learning_rate"] = current_learning_rate(self.model)
+        row = {"epoch": epoch, **{k: float(v) for k, v in logs.items()}}
+        row["epoch_time_s"] = time.perf_counter() - self._t0
+        self.rows.append(row)
+        write_history(self.path, self.rows)
+
+
+class NanGuard(keras.callbacks.Callback):
+    """Stops training the moment the loss is NaN or infinite, and says where.
+
+    Unlike ``keras.callbacks.TerminateOnNaN`` it records the epoch and batch, so the run can tell
+    the user why it stopped; the best checkpoint (saved by ModelCheckpoint before the blow-up)
+    is what the run keeps.
+    """
+
+    def on_train_begin(self, logs=None):
+        self.stopped_at: tuple[int, int] | None = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.stopped_at = (self._epoch, batch)
+            self.model.stop_training = True
+
+
+def monitor_mode(monitor: str) -> str:
+    """'max' for accuracy-like monitors, 'min' for losses and errors."""
+    return "max" if "acc" in monitor or monitor.endswith("auc") or "r2" in monitor else "min"
+
+
+def _better(value: float, best: float | None, mode: str) -> bool:
+    if not math.isfinite(value):
+        return False
+    return best is None or (value > best if mode == "max" else value < best)
+
+
+class BestCheckpoint(ResumeAware):
+    """Saves the weights of the best epoch so far, atomically (tmp file, then rename).
+
+    ``keras.callbacks.ModelCheckpoint`` writes in place, so a kill during a save can leave a torn
+    file; here the previous best survives until the new one is complete. On resume the best value
+    is recovered from ``history.csv``. A non-finite monitor value never counts as best.
+    """
+
+    def __init__(self, path: str, history_path: str, monitor: str = "val_loss"):
+        super().__init__()
+        self.path, self.history_path, self.monitor = path, history_path, monitor
+        self.mode = monitor_mode(monitor)
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.best, self.best_epoch = None, None
+
+    def resume_from(self, epoch):
+        for row in read_history(self.history_path):
+            if row["epoch"] < epoch and _better(row.get(self.monitor, math.nan), self.best, self.mode):
+                self.best, self.best_epoch = row[self.monitor], int(row["epoch"])
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not _better(float(value), self.best, self.mode):
+            return
+        self.best, self.best_epoch = float(value), epoch
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        tmp = self.path.replace(".weights.h5", f".tmp-{os.getpid()}.weights.h5")
+        self.model.save_weights(tmp, overwrite=True)
+        os.replace(tmp, self.path)
+
+
+class ResumableEarlyStopping(ResumeAware):
+    """Early stopping on ``monitor`` with ``patience`` epochs, continuing its count on resume.
+
+    The weights are not restored here: the run reloads the best checkpoint when fit returns.
+    """
+
+    def __init__(self, history_path: str, monitor: str = "val_loss", patience: int = 5):
+        super().__init__()
+        self.history_path, self.monitor, self.patience = history_path, monitor, patience
+        self.mode = monitor_mode(monitor)
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.best, self.wait, self.stopped_epoch = None, 0, None
+
+    def resume_from(self, epoch):
+        for row in read_history(self.history_path):  # replay the interrupted run's decisions
+            if row["epoch"] < epoch:
+                self._update(row.get(self.monitor, math.nan))
+
+    def _update(self, value: float) -> None:
+        if _better(value, self.best, self.mode):
+            self.best, self.wait = value, 0
+        else:
+            self.wait += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            return
+        self._update(float(value))
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+
+class WarmupLearningRate(keras.callbacks.Callback):
+    """Linear warmup for optimizers with a plain float rate (the ``plateau`` schedule)."""
+
+    def __init__(self, base_lr: float, warmup_steps: int):
+        super().__init__()
+        self.base_lr, self.warmup_steps = float(base_lr), int(warmup_steps)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        if step < self.warmup_steps:
+            self.model.optimizer.learning_rate = self.base_lr * (step + 1) / self.warmup_steps
+        elif step == self.warmup_steps:
+            self.model.optimizer.learning_rate = self.base_lr
+
+
+class Progress(keras.callbacks.Callback):
+    """A rich progress bar per epoch with live metrics on a terminal; plain lines otherwise."""
+
+    def __init__(self, epochs: int, steps_per_epoch: int, *, rich_bar: bool | None = None, stream=None):
+        super().__init__()
+        self.epochs, self.steps = epochs, steps_per_epoch
+        self.stream = stream or sys.stdout
+        self.rich_bar = self.stream.isatty() if rich_bar is None else rich_bar
+        self._progress = None
+
+    def on_train_begin(self, logs=None):
+        if self.rich_bar:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress
+            from rich.progress import TextColumn, TimeElapsedColumn
+
+            self._progress = RichProgress(
+                TextColumn("[bold]epoch {task.fields[epoch]}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[metrics]}"),
+                transient=False,
+            )
+            self._progress.start()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+        if self._progress is not None:
+            self._task = self._progress.add_task(
+                "train", total=self.steps, epoch=f"{epoch + 1}/{self.epochs}", metrics=""
+            )
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._progress is not None:
+            self._progress.update(self._task, completed=batch + 1, metrics=_short(logs))
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._t0
+        if self._progress is not None:
+            self._progress.update(self._task, completed=self.steps, metrics=_short(logs, val=True))
+        else:
+            print(f"epoch {epoch + 1}/{self.epochs}  {_short(logs, val=True)}  ({seconds:.1f}s)",
+                  file=self.stream, flush=True)
+
+    def on_train_end(self, logs=None):
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def _short(logs: dict | None, val: bool = False) -> str:
+    parts = []
+    for key, value in (logs or {}).items():
+        if key.startswith("val_") and not val:
+            continue
+        if key == "learning_rate":
+            parts.append(f"lr {float(value):.2e}")
+        else:
+            parts.append(f"{key} {float(np.asarray(value)):.4f}")
+    return "  ".join(parts)

@@ -1,0 +1,161 @@
+"""RunConfig: the one resolved, serialisable description of a training run.
+
+Everything the CLI can set is a field here, so a run can be replayed from its saved
+``config.yaml`` alone (``kerasdl train --config runs/<name>/config.yaml``). Values come from,
+in increasing priority: the defaults below, a YAML file, and explicit command-line options.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import yaml
+
+from kerasdl.errors import KerasdlUsageError, UnknownNameError
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw")
+SCHEDULES = ("constant", "step", "cosine", "onecycle", "plateau")
+LOSSES = (
+    "sparse_categorical_crossentropy",
+    "categorical_crossentropy",
+    "mse",
+    "mae",
+    "msle",
+    "huber",
+)
+
+
+@dataclass
+class RunConfig:
+    """A training run, fully resolved. Field names are the YAML keys and the CLI option names."""
+
+    model: str = "lenet5"
+    dataset: str = "mnist5k"
+    epochs: int = 15
+    batch_size: int = 64
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    momentum: float = 0.9  # used by "momentum" and "nesterov" (and rmsprop's momentum stays 0)
+    weight_decay: float | None = None  # None: the optimizer's own default (AdamW: 0.004)
+    schedule: str = "constant"
+    warmup_epochs: float = 0.0
+    lr_decay_epochs: int = 10  # step schedule: multiply by lr_decay_factor every this many epochs
+    lr_decay_factor: float = 0.1  # step and plateau schedules
+    min_learning_rate: float = 0.0  # floor of cosine / one-cycle / plateau
+    loss: str | None = None  # None: sparse categorical cross-entropy (classes) or mse (regression)
+    patience: int = 5  # early stopping on `monitor`; 0 turns it off
+    monitor: str = "val_loss"
+    seed: int = 0
+    name: str | None = None  # run directory name; default "<model>-<dataset>-<timestamp>"
+    output_dir: str = "runs"
+    data_dir: str | None = None  # tfds data dir; default $KERASDL_DATA_DIR or ~/tensorflow_datasets
+    download: bool | None = None  # None: download tfds catalog sets unless KERASDL_OFFLINE=1
+    model_options: dict = field(default_factory=dict)  # extra build_model(**overrides)
+    export: bool = False  # also export a SavedModel when training finishes
+    export_dir: str = "saved_models"
+
+    # ---- construction -------------------------------------------------------------------
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], *, source: str = "config") -> "RunConfig":
+        """Build a config from a mapping, rejecting unknown keys with a suggestion."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in values:
+            if key not in known:
+                raise UnknownNameError(f"key in {source}", str(key), known)
+        config = cls(**{k: v for k, v in values.items()})
+        config.validate()
+        return config
+
+    @classmethod
+    def from_yaml(cls, path: str, overrides: Mapping[str, Any] | None = None) -> "RunConfig":
+        """Read a YAML file and apply ``overrides`` (explicit CLI options) on top."""
+        values = read_yaml(path)
+        values.update(overrides or {})
+        return cls.from_mapping(values, source=os.path.basename(path))
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        new = dataclasses.replace(self, **changes)
+        new.validate()
+        return new
+
+    # ---- checks -------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Check every value early, echoing what was received (exit code 2 in the CLI)."""
+        for key in ("epochs", "batch_size"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise KerasdlUsageError(f"{key} must be a positive integer. Received: {key}={value!r}")
+        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
+            raise KerasdlUsageError(
+                f"learning_rate must be > 0. Received: learning_rate={self.learning_rate!r}"
+            )
+        if self.optimizer not in OPTIMIZERS:
+            raise UnknownNameError("optimizer", str(self.optimizer), OPTIMIZERS)
+        if self.schedule not in SCHEDULES:
+            raise UnknownNameError("schedule", str(self.schedule), SCHEDULES)
+        if self.loss is not None and self.loss not in LOSSES:
+            raise UnknownNameError("loss", str(self.loss), LOSSES)
+        if self.warmup_epochs < 0 or self.warmup_epochs >= self.epochs:
+            raise KerasdlUsageError(
+                "warmup_epochs must be >= 0 and smaller than epochs. "
+                f"Received: warmup_epochs={self.warmup_epochs!r}, epochs={self.epochs!r}"
+            )
+        if self.patience < 0:
+            raise KerasdlUsageError(f"patience must be >= 0. Received: patience={self.patience!r}")
+        if not isinstance(self.model_options, dict):
+            raise KerasdlUsageError(
+                f"model_options must be a mapping. Received: model_options={self.model_options!r}"
+            )
+        if self.name is not None and (not self.name or "/" in self.name or self.name in (".", "..")):
+            raise KerasdlUsageError(f"run name must be a plain folder name. Received: name={self.name!r}")
+
+    # ---- output -------------------------------------------------------------------------
+    def resolved(self) -> "RunConfig":
+        """A copy with every default filled in (the run name, in particular)."""
+        if self.name:
+            return self
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        return self.replace(name=f"{self.model}-{self.dataset.replace('/', '_')}-{stamp}")
+
+    @property
+    def run_dir(self) -> str:
+        if not self.name:
+            raise RuntimeError("resolve the config (config.resolved()) before asking for run_dir")
+        return os.path.join(self.output_dir, self.name)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str) -> None:
+        write_yaml(path, self.to_dict())
+
+
+def read_yaml(path: str) -> dict:
+    """Read a YAML mapping; a missing or malformed file is a usage error."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            values = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise KerasdlUsageError(f"config file not found: {path}") from None
+    except (OSError, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise KerasdlUsageError(f"cannot read config file {path}: {first}") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise KerasdlUsageError(
+            f"config file {path} must hold a mapping of option: value. Received: {type(values).__name__}"
+        )
+    return values
+
+
+def write_yaml(path: str, values: Mapping[str, Any]) -> None:
+    """Write YAML atomically (a crash never leaves a half-written config)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        yaml.safe_dump(dict(values), f, sort_keys=False)
+    os.replace(tmp, path)

@@ -1,0 +1,64 @@
+"""Evaluate a model on a split: loss, accuracy, top-k, NLL, ECE, per-class accuracy, confusion matrix.
+
+The figures are computed once from the model's logits with the NumPy definitions in
+:mod:`kerasdl.metrics`, so ``train`` and ``evaluate`` report exactly the same numbers.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from kerasdl import metrics, plots, runs
+
+
+def predict_logits(model, dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``model`` (inference mode) over a batched ``(x, y)`` dataset; return logits and labels."""
+    outputs, labels = [], []
+    for x, y in dataset:
+        outputs.append(np.asarray(model.predict_on_batch(x)))
+        labels.append(np.asarray(y))
+    return np.concatenate(outputs), np.concatenate(labels)
+
+
+def evaluate_model(model, dataset, info, *, n_bins: int = 15) -> dict:
+    """Every figure for ``info.task`` on ``dataset``; ``loss`` is the training loss's value."""
+    logits, labels = predict_logits(model, dataset)
+    if info.task == "regression":
+        report = metrics.regression_report(labels, logits[:, 0])
+        report["loss"] = report["mse"]
+        return report
+    report = metrics.classification_report(logits, labels, n_bins=n_bins)
+    report["loss"] = report["nll"]  # sparse categorical cross-entropy == NLL of the softmax
+    return report
+
+
+def write_plots(report: dict, info, run_dir: str, split: str) -> list[str]:
+    out = []
+    if "confusion_matrix" in report:
+        file = os.path.join(run_dir, runs.PLOTS, f"confusion_matrix_{split}.png")
+        out.append(plots.confusion_matrix(
+            np.array(report["confusion_matrix"]), info.class_names, file,
+            title=f"confusion matrix ({split}, accuracy {report['accuracy']:.2%})",
+        ))
+    return out
+
+
+def evaluate_run(run_dir: str, split: str = "test", *, batch_size: int | None = None,
+                 data_dir: str | None = None) -> dict:
+    """Evaluate a finished (or interrupted) run's best checkpoint; record it in the run dir."""
+    from kerasdl.data import load_dataset
+
+    run = runs.load_run(run_dir)
+    dataset, _ = load_dataset(
+        run.config.dataset, split, batch_size=batch_size or run.config.batch_size,
+        data_dir=data_dir or run.config.data_dir, download=run.config.download, shuffle=False,
+    )
+    report = evaluate_model(run.model, dataset, run.info)
+    report["plots"] = write_plots(report, run.info, run_dir, split)
+    file = runs.path(run_dir, runs.METRICS)
+    record = runs.read_json(file, default={})
+    record.setdefault("evaluation", {})[split] = report
+    runs.write_json(file, record)
+    return report

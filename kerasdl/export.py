@@ -1,0 +1,121 @@
+"""Export a run as a TensorFlow SavedModel in the TF Serving layout: ``<root>/<model>/<version>/``.
+
+The ``serving_default`` signature takes raw inputs as the dataset stores them (e.g. uint8 images
+of shape (N, 28, 28, 1)), applies the dataset's normalisation, runs the network in inference mode
+and returns ``probabilities`` (softmax of the logits) and ``class`` (argmax) -- or ``predictions``
+for regression. Loading needs plain TensorFlow only::
+
+    m = tf.saved_model.load("saved_models/lenet5/1")
+    out = m.signatures["serving_default"](inputs=tf.constant(images))
+
+Writing is atomic: the SavedModel is written into a hidden temporary folder next to the versions
+and renamed to the next free version number only once it is complete, so an interrupted export
+never leaves a half-written version for a server to pick up.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+
+from kerasdl import runs
+
+METADATA = "kerasdl.json"  # next to saved_model.pb; TF Serving ignores it
+
+
+def versions(model_dir: str) -> list[int]:
+    """The finished versions under ``model_dir`` (numeric folder names), ascending."""
+    if not os.path.isdir(model_dir):
+        return []
+    return sorted(int(d) for d in os.listdir(model_dir) if re.fullmatch(r"\d+", d))
+
+
+def serving_module(model, info):
+    """A keras ExportArchive whose serving_default wraps preprocessing + model + softmax."""
+    import keras
+    import tensorflow as tf
+
+    from kerasdl.data import normalize
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    spec = tf.TensorSpec([None, *info.input_shape], tf.as_dtype(info.raw_dtype), name="inputs")
+
+    def serve(inputs):
+        outputs = model(normalize(inputs, info), training=False)
+        if info.task == "regression":
+            return {"predictions": outputs[:, 0]}
+        probabilities = tf.nn.softmax(outputs, axis=-1)
+        return {"probabilities": probabilities, "class": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
+
+    archive.add_endpoint("serving_default", serve, input_signature=[spec])
+    return archive
+
+
+def export_run(run_dir: str, export_root: str = "saved_models", name: str | None = None) -> str:
+    """Export the run's best checkpoint as the next version of ``<export_root>/<name>``.
+
+    Returns the path of the new version folder.
+    """
+    run = runs.load_run(run_dir)
+    name = name or run.config.model
+    model_dir = os.path.join(export_root, name)
+    os.makedirs(model_dir, exist_ok=True)
+    _remove_stale_temporaries(model_dir)
+
+    tmp = tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=model_dir)
+    try:
+        archive = serving_module(run.model, run.info)
+        archive.write_out(tmp, verbose=False)
+        metadata = {
+            "model": run.config.model,
+            "dataset": run.config.dataset,
+            "run_dir": os.path.abspath(run_dir),
+            "task": run.info.task,
+            "input_shape": list(run.info.input_shape),
+            "input_dtype": run.info.raw_dtype,
+            "class_names": list(run.info.class_names),
+            "dataset_info": run.info.to_dict(),
+            "outputs": ["predictions"] if run.info.task == "regression" else ["probabilities", "class"],
+            "test_metrics": {k: v for k, v in (runs.read_json(runs.path(run_dir, runs.METRICS), {})
+                                               .get("test", {})).items()
+                             if isinstance(v, (int, float))},
+        }
+        runs.write_json(os.path.join(tmp, METADATA), metadata)
+        return _publish(tmp, model_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _publish(tmp: str, model_dir: str) -> str:
+    """Rename the finished temporary folder to the next free version (atomic on one filesystem)."""
+    while True:
+        version = (versions(model_dir) or [0])[-1] + 1
+        target = os.path.join(model_dir, str(version))
+        try:
+            os.rename(tmp, target)  # fails if another exporter took this number first
+            return target
+        except OSError:
+            if not os.path.exists(target):
+                raise
+
+
+def _remove_stale_temporaries(model_dir: str) -> None:
+    """Delete temporaries left by exports that were killed (their process is gone)."""
+    for entry in os.listdir(model_dir):
+        match = re.fullmatch(r"\.tmp-(\d+)-.*", entry)
+        if match and not _alive(int(match.group(1))):
+            shutil.rmtree(os.path.join(model_dir, entry), ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

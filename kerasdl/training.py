@@ -1,0 +1,219 @@
+"""Train a model from a RunConfig: data -> model -> compile -> callbacks -> fit -> evaluate.
+
+``train(config)`` is what ``kerasdl train`` calls; it writes one run directory (see
+:mod:`kerasdl.runs`) and returns a :class:`TrainResult`.
+
+Repeatability: the seed fixes Python, NumPy and backend RNGs, and TensorFlow's op determinism is
+switched on, so the same seed, data and command give the same metrics on CPU. On GPU, op
+determinism makes TF pick deterministic kernels too (slower for some ops); XLA-compiled and
+multi-worker runs are not covered by that guarantee.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+
+from kerasdl import callbacks as cb
+from kerasdl import evaluation, plots, runs
+from kerasdl.config import RunConfig
+from kerasdl.errors import KerasdlUsageError
+
+REGRESSION_LOSSES = ("mse", "mae", "msle", "huber")
+
+
+class TrainingFailed(RuntimeError):
+    """Training could not produce a usable model (e.g. the loss was NaN from the first epoch)."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: str
+    config: RunConfig
+    metrics: dict
+    stop_reason: str  # "completed" | "early_stopping" | "nan_loss"
+    export_path: str | None = None
+
+
+def set_seed(seed: int) -> None:
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def make_loss(config: RunConfig, task: str):
+    import keras
+
+    name = config.loss or ("mse" if task == "regression" else "sparse_categorical_crossentropy")
+    if task == "regression" and name not in REGRESSION_LOSSES:
+        raise KerasdlUsageError(
+            f"loss {name!r} does not fit a regression dataset; use one of {', '.join(REGRESSION_LOSSES)}"
+        )
+    if task == "classification" and name in REGRESSION_LOSSES:
+        raise KerasdlUsageError(
+            f"loss {name!r} does not fit a classification dataset; use sparse_categorical_crossentropy"
+        )
+    return {
+        "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        "mse": keras.losses.MeanSquaredError(),
+        "mae": keras.losses.MeanAbsoluteError(),
+        "msle": keras.losses.MeanSquaredLogarithmicError(),
+        "huber": keras.losses.Huber(),
+    }[name]
+
+
+def build_for_dataset(config: RunConfig, info):
+    """Build ``config.model`` for the dataset's shape; a shape the model cannot take is bad input."""
+    from kerasdl.models import build_model
+
+    try:
+        return build_model(
+            config.model, input_shape=tuple(info.input_shape), num_classes=info.num_classes,
+            **config.model_options,
+        )
+    except KerasdlUsageError:
+        raise
+    except (ValueError, TypeError) as exc:  # keras's own shape checks
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise KerasdlUsageError(
+            f"model {config.model!r} cannot take dataset {config.dataset!r} "
+            f"(input_shape={tuple(info.input_shape)}): {first}"
+        ) from None
+
+
+def _prepare_run_dir(run_dir: str, *, resume: bool, overwrite: bool) -> None:
+    if resume:
+        return
+    if os.path.exists(run_dir):
+        if not overwrite:
+            raise KerasdlUsageError(
+                f"run directory {run_dir} already exists; pass --overwrite to replace it "
+                f"or --resume {run_dir} to continue it"
+            )
+        shutil.rmtree(run_dir)
+    os.makedirs(run_dir)
+
+
+def resume_config(run_dir: str, **overrides) -> RunConfig:
+    """The config of an unfinished run, so ``train(config, resume=True)`` continues it."""
+    runs.check_run_dir(run_dir, need_weights=False)
+    status = (runs.read_json(runs.path(run_dir, runs.METRICS), default={}) or {}).get("status")
+    if status == "completed":
+        raise KerasdlUsageError(f"run {run_dir} already finished; nothing to resume")
+    config = runs.read_config(run_dir)
+    output_dir, name = os.path.split(os.path.normpath(run_dir))
+    return config.replace(output_dir=output_dir or ".", name=name, **overrides)
+
+
+def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
+          rich_progress: bool | None = None, echo=print) -> TrainResult:
+    """Run one training job end to end and write its run directory."""
+    from kerasdl.data import load_dataset
+
+    config = config.resolved()
+    config.validate()
+    set_seed(config.seed)
+    run_dir = config.run_dir
+
+    # Everything that can be refused is checked before the run directory is touched.
+    data_kw = dict(batch_size=config.batch_size, data_dir=config.data_dir, download=config.download,
+                   seed=config.seed)
+    train_ds, info = load_dataset(config.dataset, "train", **data_kw)
+    val_ds, _ = load_dataset(config.dataset, "validation", **data_kw)
+    test_ds, _ = load_dataset(config.dataset, "test", **data_kw)
+    loss = make_loss(config, info.task)
+    model = build_for_dataset(config, info)
+    _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+
+    from kerasdl.optim import make_optimizer
+
+    steps = math.ceil(info.splits["train"] / config.batch_size)
+    model.compile(
+        optimizer=make_optimizer(config, steps),
+        loss=loss,
+        metrics=["mae"] if info.task == "regression" else ["accuracy"],
+    )
+    config.save(runs.path(run_dir, runs.CONFIG))
+    runs.write_json(runs.path(run_dir, runs.DATASET), info.to_dict())
+    runs.write_json(runs.path(run_dir, runs.METRICS), {"status": "running"})
+
+    history_path = runs.path(run_dir, runs.HISTORY)
+    best_path = runs.path(run_dir, runs.BEST_WEIGHTS)
+    nan_guard = cb.NanGuard()
+    early = cb.ResumableEarlyStopping(history_path, config.monitor, config.patience) if config.patience else None
+    best = cb.BestCheckpoint(best_path, history_path, config.monitor)
+    import keras
+
+    callbacks = [
+        nan_guard,
+        cb.HistoryLog(history_path),
+        best,
+        keras.callbacks.TensorBoard(runs.path(run_dir, runs.LOGS), write_graph=False, profile_batch=0),
+        cb.Progress(config.epochs, steps, rich_bar=rich_progress),
+        # Last: an epoch's history row and best checkpoint are on disk before its backup is.
+        keras.callbacks.BackupAndRestore(runs.path(run_dir, runs.BACKUP)),
+    ]
+    if early:
+        callbacks.insert(4, early)
+    if config.schedule == "plateau":
+        callbacks.insert(0, keras.callbacks.ReduceLROnPlateau(
+            monitor=config.monitor, factor=config.lr_decay_factor, patience=max(config.patience // 2, 2),
+            min_lr=config.min_learning_rate,
+        ))
+        if config.warmup_epochs:
+            callbacks.insert(0, cb.WarmupLearningRate(config.learning_rate, round(config.warmup_epochs * steps)))
+
+    echo(f"training {config.model} ({model.count_params():,} parameters) on {config.dataset} "
+         f"({info.splits['train']} train / {info.splits['validation']} validation) -> {run_dir}")
+    t0 = time.perf_counter()
+    model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=0)
+    train_seconds = time.perf_counter() - t0
+
+    stop_reason = "completed"
+    if nan_guard.stopped_at is not None:
+        stop_reason = "nan_loss"
+    elif early is not None and early.stopped_epoch is not None:
+        stop_reason = "early_stopping"
+    history = cb.read_history(history_path)
+    if not os.path.exists(best_path):
+        runs.write_json(runs.path(run_dir, runs.METRICS), {"status": "failed", "stop_reason": stop_reason})
+        raise TrainingFailed(
+            f"training stopped ({stop_reason.replace('_', ' ')}) before any epoch gave a finite "
+            f"{config.monitor}; no checkpoint to keep (try a lower --lr)"
+        )
+    model.load_weights(best_path)
+    model.save(runs.path(run_dir, runs.MODEL))
+
+    test = evaluation.evaluate_model(model, test_ds, info)
+    test["plots"] = evaluation.write_plots(test, info, run_dir, "test")
+    plots.learning_curves(history, runs.path(run_dir, os.path.join(runs.PLOTS, "learning_curves.png")),
+                          title=f"{config.model} on {config.dataset}")
+    images = sum(1 for r in history if r["epoch"] >= 0) * info.splits["train"]
+    record = {
+        "status": "completed",
+        "stop_reason": stop_reason,
+        "epochs_run": len(history),
+        "best_epoch": None if best.best_epoch is None else best.best_epoch + 1,
+        "monitor": config.monitor,
+        "best_monitor_value": best.best,
+        "parameters": int(model.count_params()),
+        "train_seconds_this_session": round(train_seconds, 2),
+        "train_examples_per_second": round(images / max(sum(r.get("epoch_time_s", 0) for r in history), 1e-9), 1),
+        "test": test,
+    }
+    if stop_reason == "nan_loss":
+        epoch, batch = nan_guard.stopped_at
+        record["nan_at"] = {"epoch": epoch + 1, "batch": batch + 1}
+    runs.write_json(runs.path(run_dir, runs.METRICS), record)
+
+    export_path = None
+    if config.export:
+        from kerasdl.export import export_run
+
+        export_path = export_run(run_dir, export_root=config.export_dir)
+    return TrainResult(run_dir, config, record, stop_reason, export_path)

@@ -1,0 +1,82 @@
+"""Packaging: kerasdl installs as one namespace, the script works, README and CI agree."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import pathlib
+import re
+import subprocess
+import tomllib
+from importlib import metadata
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def quickstart_lines() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Quick start", 1)[1]
+    block = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+    return [line for line in block.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_readme_quickstart_has_two_commands_and_ci_runs_line_two():
+    lines = quickstart_lines()
+    assert len(lines) == 2
+    assert "kerasdl train" in lines[0] and "pytest" in lines[1]
+    ci = (REPO / ".ci" / "run").read_text()
+    # .ci/run reads line 2 from the README (so the two cannot drift); check it really does.
+    out = subprocess.run(["bash", str(REPO / ".ci" / "run"), "--print-command"], capture_output=True,
+                         text=True, cwd=REPO, check=True).stdout.strip()
+    assert out == lines[1] and "README.md" in ci
+
+
+def test_installed_script_help_works():
+    exe = subprocess.run(["bash", "-lc", "command -v kerasdl"], capture_output=True, text=True).stdout.strip()
+    assert exe, "the kerasdl console script is not on PATH"
+    proc = subprocess.run([exe, "--help"], capture_output=True, text=True, cwd="/")
+    assert proc.returncode == 0 and "train" in proc.stdout
+
+
+def test_cli_and_models_live_inside_the_kerasdl_namespace():
+    import kerasdl.cli
+    import kerasdl.models
+
+    for module in (kerasdl.cli, kerasdl.models):
+        assert module.__name__.startswith("kerasdl.")
+    dist = metadata.distribution("kerasdl")
+    top_level = (dist.read_text("top_level.txt") or "").split()
+    assert "cli" not in top_level and "models" not in top_level
+    direct = json.loads(dist.read_text("direct_url.json") or "{}")
+    if not direct.get("dir_info", {}).get("editable"):
+        # A regular install: the files really sit under site-packages/kerasdl/.
+        assert kerasdl.models.__file__.endswith(os.path.join("kerasdl", "models", "__init__.py"))
+        assert kerasdl.cli.__file__.endswith(os.path.join("kerasdl", "cli", "__init__.py"))
+        assert not any(str(f).startswith(("cli/", "models/")) for f in dist.files or [])
+    for name in ("cli", "models"):
+        spec = importlib.util.find_spec(name)
+        assert spec is None or not str(spec.origin).startswith(str(REPO)), f"top-level {name!r} importable"
+
+
+def test_every_package_folder_is_listed_in_pyproject():
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    mapping = config["package-dir"]
+    found = set()
+    for package, folder in mapping.items():
+        for init in (REPO / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(REPO / folder)
+            found.add(".".join([package, *rel.parts]) if rel.parts else package)
+    missing = {p for p in found if not any(p == m for m in listed)}
+    # sub-packages of mapped folders that are themselves mapped count once
+    assert not missing, f"add to [tool.setuptools] packages: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("path", ["saved_models/.gitkeep"])
+def test_layout(path):
+    assert (REPO / path).exists()
+    for folder in ("kerasdl", "cli", "models", "tests", "saved_models"):
+        assert (REPO / folder).is_dir()
