@@ -1,0 +1,126 @@
+"""Helpers shared by the family builders: argument checks and the standard heads.
+
+Every check raises a one-line :class:`~kerasdl.errors.KerasdlUsageError` in the Keras style,
+echoing the value it received (``"... Received: dropout=1.5"``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import keras
+
+from kerasdl.errors import KerasdlUsageError
+
+POOLINGS = (None, "avg", "max")
+
+
+def check_top(model: str, include_top: Any, pooling: Any, *, allow_pooling: bool = True) -> None:
+    """``include_top`` must be a bool; ``pooling`` is ``None|"avg"|"max"`` and only means
+    something for feature extraction (``include_top=False``) of a model with feature maps."""
+    check_bool(model, "include_top", include_top)
+    if pooling is None:
+        return
+    if not allow_pooling:
+        raise KerasdlUsageError(
+            f"{model} has no feature maps to pool (its features are already a vector); leave "
+            f"pooling=None. Received: pooling={pooling!r}"
+        )
+    if pooling not in POOLINGS:
+        raise KerasdlUsageError(
+            f"{model}: pooling must be None, 'avg' or 'max'. Received: pooling={pooling!r}"
+        )
+    if include_top:
+        raise KerasdlUsageError(
+            f"{model}: pooling applies to feature extraction only; pass include_top=False "
+            f"with it. Received: pooling={pooling!r}, include_top=True"
+        )
+
+
+def check_bool(model: str, key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise KerasdlUsageError(f"{model}: {key} must be True or False. Received: {key}={value!r}")
+    return value
+
+
+def check_int(model: str, key: str, value: Any, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise KerasdlUsageError(
+            f"{model}: {key} must be an integer >= {minimum}. Received: {key}={value!r}"
+        )
+    return value
+
+
+def check_rate(model: str, key: str, value: Any) -> float:
+    """A dropout rate in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise KerasdlUsageError(
+            f"{model}: {key} must be a number in [0, 1). Received: {key}={value!r}"
+        )
+    return float(value)
+
+
+def check_choice(model: str, key: str, value: Any, choices: Sequence[Any]) -> Any:
+    if value not in choices:
+        listed = ", ".join(repr(c) for c in choices)
+        raise KerasdlUsageError(
+            f"{model}: {key} must be one of {listed}. Received: {key}={value!r}"
+        )
+    return value
+
+
+def per_layer(model: str, key: str, value: Any, depth: int) -> list[Any]:
+    """A scalar repeated ``depth`` times, or a list/tuple that must have ``depth`` entries."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != depth:
+            raise KerasdlUsageError(
+                f"{model}: {key} has {len(value)} entries but depth={depth}; give one value or "
+                f"one per layer. Received: {key}={list(value)!r}"
+            )
+        return list(value)
+    return [value] * depth
+
+
+def l2_regularizer(model: str, l2: Any):
+    """``keras.regularizers.L2(l2)`` for ``l2 > 0``, else ``None`` (adds ``l2 * sum(w**2)``)."""
+    if isinstance(l2, bool) or not isinstance(l2, (int, float)) or l2 < 0:
+        raise KerasdlUsageError(f"{model}: l2 must be a number >= 0. Received: l2={l2!r}")
+    return keras.regularizers.L2(float(l2)) if l2 > 0 else None
+
+
+def initializer(model: str, value: Any):
+    """A Keras initializer from its name (``"he_normal"``) or an initializer object."""
+    try:
+        return keras.initializers.get(value)
+    except (ValueError, TypeError) as exc:
+        raise KerasdlUsageError(
+            f"{model}: unknown kernel_initializer (use a Keras name such as 'glorot_uniform' or "
+            f"'he_normal'). Received: kernel_initializer={value!r}"
+        ) from exc
+
+
+def logits_head(
+    x, num_classes: int, *, kernel_regularizer=None, kernel_initializer="glorot_uniform"
+):
+    """The linear output layer ``head_logits``: ``(B, F) -> (B, num_classes)``, no softmax.
+
+    Under a mixed-precision policy it computes in float32, so logits (and the losses and
+    calibration built on them) keep full precision.
+    """
+    dtype = "float32" if keras.config.dtype_policy().name.startswith("mixed") else None
+    return keras.layers.Dense(
+        num_classes,
+        kernel_initializer=kernel_initializer,
+        kernel_regularizer=kernel_regularizer,
+        dtype=dtype,
+        name="head_logits",
+    )(x)
+
+
+def global_pool(x, pooling: str | None):
+    """``(B, H, W, C) -> (B, C)`` for ``"avg"``/``"max"``; ``None`` returns ``x`` unchanged."""
+    if pooling == "avg":
+        return keras.layers.GlobalAveragePooling2D(name="features_avgpool")(x)
+    if pooling == "max":
+        return keras.layers.GlobalMaxPooling2D(name="features_maxpool")(x)
+    return x
