@@ -55,6 +55,8 @@ def _parse_model_opts(values: tuple[str, ...]) -> dict:
 @click.option("--lr-decay-epochs", type=click.IntRange(min=1), help="Step schedule period.  [default: 10]")
 @click.option("--lr-decay-factor", type=float, help="Step/plateau multiplier.  [default: 0.1]")
 @click.option("--min-lr", type=float, help="Floor for cosine/onecycle/plateau.  [default: 0]")
+@click.option("--augment", help="Training augmentation: auto (shifts for images >= 16px), none, translate."
+              "  [default: auto]")
 @click.option("--loss", help="Loss name (default: sparse_categorical_crossentropy, or mse for regression).")
 @click.option("--patience", type=click.IntRange(min=0), help="Early-stopping patience, 0 = off.  [default: 5]")
 @click.option("--monitor", help="Metric for early stopping and the best checkpoint.  [default: val_loss]")

@@ -46,6 +46,7 @@ class RunConfig:
     lr_decay_epochs: int = 10  # step schedule: multiply by lr_decay_factor every this many epochs
     lr_decay_factor: float = 0.1  # step and plateau schedules
     min_learning_rate: float = 0.0  # floor of cosine / one-cycle / plateau
+    augment: str = "auto"  # training-split augmentation: auto | none | translate (see augment.py)
     loss: str | None = None  # None: sparse categorical cross-entropy (classes) or mse (regression)
     patience: int = 5  # early stopping on `monitor`; 0 turns it off
     monitor: str = "val_loss"

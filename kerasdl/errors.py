@@ -25,7 +25,7 @@ class UnknownNameError(KerasdlUsageError):
         if self.suggestions:
             message += "; did you mean " + ", ".join(repr(s) for s in self.suggestions) + "?"
         if extra:
-            message += " " + extra
+            message += (" " if self.suggestions else "; ") + extra
         super().__init__(message)
 
 

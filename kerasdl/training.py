@@ -126,6 +126,10 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
     train_ds, info = load_dataset(config.dataset, "train", **data_kw)
     val_ds, _ = load_dataset(config.dataset, "validation", **data_kw)
     test_ds, _ = load_dataset(config.dataset, "test", **data_kw)
+    from kerasdl import augment
+
+    transforms = augment.resolve(config.augment, info.input_shape)
+    train_ds = augment.apply(train_ds, transforms, info.input_shape, config.seed).prefetch(-1)
     loss = make_loss(config, info.task)
     model = build_for_dataset(config, info)
     _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import pathlib
 import re
 import subprocess
+import sys
 import tomllib
 from importlib import metadata
 
@@ -47,7 +47,10 @@ def test_cli_and_models_live_inside_the_kerasdl_namespace():
 
     for module in (kerasdl.cli, kerasdl.models):
         assert module.__name__.startswith("kerasdl.")
-    dist = metadata.distribution("kerasdl")
+    # The installed dist-info (a stray kerasdl.egg-info in the repo may also be on sys.path).
+    dists = [d for d in metadata.distributions() if d.metadata["Name"] == "kerasdl" and d.read_text("RECORD")]
+    assert dists, "kerasdl is not pip-installed"
+    dist = dists[0]
     top_level = (dist.read_text("top_level.txt") or "").split()
     assert "cli" not in top_level and "models" not in top_level
     direct = json.loads(dist.read_text("direct_url.json") or "{}")
@@ -56,9 +59,10 @@ def test_cli_and_models_live_inside_the_kerasdl_namespace():
         assert kerasdl.models.__file__.endswith(os.path.join("kerasdl", "models", "__init__.py"))
         assert kerasdl.cli.__file__.endswith(os.path.join("kerasdl", "cli", "__init__.py"))
         assert not any(str(f).startswith(("cli/", "models/")) for f in dist.files or [])
-    for name in ("cli", "models"):
-        spec = importlib.util.find_spec(name)
-        assert spec is None or not str(spec.origin).startswith(str(REPO)), f"top-level {name!r} importable"
+    # From a neutral directory, no top-level `cli` or `models` package of ours is importable.
+    probe = "import importlib.util as u; print([str(getattr(u.find_spec(n), 'origin', None)) for n in ('cli', 'models')])"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd="/", check=True).stdout
+    assert str(REPO) not in out, out
 
 
 def test_every_package_folder_is_listed_in_pyproject():
