@@ -43,6 +43,9 @@ class ModelInfo:
     default_input_shape: tuple[int, ...]
     default_num_classes: int
     notes: str = ""
+    # A small input the model accepts, used by the zoo-wide smoke tests (big ImageNet nets are
+    # built there at e.g. 32x32 or 64x64 instead of 224x224); defaults to default_input_shape.
+    smoke_input_shape: tuple[int, ...] = ()
     # Keyword overrides build_model accepts for this model (the family builder's keywords).
     overrides: tuple[str, ...] = ()
 
@@ -51,6 +54,7 @@ class ModelInfo:
         d = dataclasses.asdict(self)
         d["default_input_shape"] = list(self.default_input_shape)
         d["overrides"] = list(self.overrides)
+        d["smoke_input_shape"] = list(self.smoke_input_shape)
         return d
 
 
@@ -89,6 +93,7 @@ def register_model(
     default_input_shape: Sequence[int],
     default_num_classes: int,
     notes: str = "",
+    smoke_input_shape: Sequence[int] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator that registers an entry point ``fn(input_shape, num_classes, **overrides)``.
 
@@ -108,6 +113,7 @@ def register_model(
             default_input_shape=tuple(int(d) for d in default_input_shape),
             default_num_classes=int(default_num_classes),
             notes=notes,
+            smoke_input_shape=tuple(int(d) for d in (smoke_input_shape or default_input_shape)),
             overrides=_builder_keywords(builder),
         )
         _REGISTRY[name] = _Entry(fn=fn, info=info)

@@ -56,7 +56,7 @@ def test_registry_lists_the_first_families():
 @pytest.mark.parametrize("name", MODELS)
 def test_zoo_builds_outputs_logits_and_trains_one_step(name):
     info = model_info(name)
-    shape, k = info.default_input_shape, info.default_num_classes
+    shape, k = info.smoke_input_shape, info.default_num_classes
     model = build_model(name, input_shape=shape, num_classes=k)
     assert isinstance(model, keras.Model) and model.name == name
     x = _batch(shape, n=8)
@@ -86,7 +86,7 @@ def test_zoo_builds_outputs_logits_and_trains_one_step(name):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_regression_head_has_one_linear_output(name):
-    shape = model_info(name).default_input_shape
+    shape = model_info(name).smoke_input_shape
     model = build_model(name, input_shape=shape, num_classes=1)
     x = _batch(shape)
     out = np.asarray(model(x))
@@ -107,7 +107,7 @@ def test_model_info_fields(name):
     d = info.to_dict()
     assert set(d) == {
         "name", "family", "task", "paper", "default_input_shape",
-        "default_num_classes", "notes", "overrides",
+        "default_num_classes", "notes", "overrides", "smoke_input_shape",
     }
     # Serialisable as-is for the CLI / run directories.
     assert json.loads(json.dumps(d)) == d
