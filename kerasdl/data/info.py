@@ -1,0 +1,92 @@
+"""Dataset metadata (:class:`DatasetInfo`) and the one normalisation rule every consumer shares.
+
+``normalize`` is used by the tf.data pipeline *and* by the SavedModel export signature, so the
+rule lives in exactly one place: ``x = (float32(raw) - mean) / std``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+SPLITS: tuple[str, ...] = ("train", "validation", "test")
+TASKS: tuple[str, ...] = ("classification", "regression")
+
+# Constant features (std == 0) would divide by zero; they are left centred instead of scaled.
+STD_FLOOR = 1e-7
+
+
+@dataclass
+class DatasetInfo:
+    """Everything a model, a trainer or an exporter needs to know about a dataset."""
+
+    name: str  # user-facing name: "mnist5k", "cifar10", "tfds:iris" or the path given
+    source: str  # "kerasdl" | "tfds" | "folder" | "npz" | "csv"
+    task: str  # "classification" | "regression"
+    input_shape: tuple  # per-example shape, e.g. (28, 28, 1) or (4,)
+    raw_dtype: str  # dtype as stored: "uint8" for images, "float32" for tabular
+    num_classes: int  # 1 for regression
+    class_names: list  # list[str]; [] for regression
+    splits: dict  # {"train": n, "validation": n, "test": n}
+    mean: list | float  # x = (float32(raw) - mean) / std, broadcastable to input_shape
+    std: list | float
+    description: str = ""
+    # Tabular only: the feature columns in order, and the label column of a CSV. read_inputs uses
+    # them to pick the right columns out of a prediction CSV.
+    feature_names: list = field(default_factory=list)
+    label_column: str | None = None
+
+    @property
+    def is_image(self) -> bool:
+        """True for (H, W, C) inputs."""
+        return len(self.input_shape) == 3
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON/YAML-serialisable dict (tuples become lists, numpy scalars become floats)."""
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DatasetInfo":
+        """Inverse of :meth:`to_dict`; unknown keys (from newer versions) are ignored."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in d.items() if k in known}
+        kwargs["input_shape"] = tuple(kwargs["input_shape"])
+        return cls(**kwargs)
+
+
+def _plain(value: Any) -> Any:
+    """Recursively turn tuples/numpy values into plain JSON types."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def normalize(x: Any, info: DatasetInfo) -> tf.Tensor:
+    """``(float32(x) - mean) / std`` with TF ops; works eagerly and on symbolic tensors."""
+    mean = tf.constant(np.asarray(info.mean, dtype=np.float32))
+    std = tf.constant(np.asarray(info.std, dtype=np.float32))
+    return (tf.cast(x, tf.float32) - mean) / std
+
+
+def feature_stats(x: np.ndarray) -> tuple[list | float, list | float]:
+    """Per-feature mean/std of a TRAIN split: per column for (N, F), per channel for (N, H, W, C).
+
+    Per-channel (not per-pixel) statistics for float images keep the metadata small and are the
+    usual choice for images; for vectors it is the classic per-feature standardisation.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    axes = tuple(range(x.ndim - 1)) if x.ndim >= 2 else (0,)
+    mean = x.mean(axis=axes) if len(x) else np.zeros(x.shape[-1])
+    std = x.std(axis=axes) if len(x) else np.ones(x.shape[-1])
+    std = np.where(std < STD_FLOOR, 1.0, std)
+    return [float(v) for v in np.atleast_1d(mean)], [float(v) for v in np.atleast_1d(std)]
