@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
+from kerasdl.tfquiet import import_tensorflow
+
 from .render import console
 
 
@@ -13,6 +15,7 @@ from .render import console
 @click.option("--no-params", is_flag=True, help="Skip building each model to count its parameters.")
 def models_command(family, no_params):
     """List every registered model: family, task, default input, parameter count, paper."""
+    import_tensorflow()  # quietly, before anything else loads it
     from kerasdl.models import build_model, list_models, model_info
 
     table = Table(title="kerasdl models", header_style="bold")
@@ -42,6 +45,7 @@ def datasets_command():
     Any tensorflow-datasets catalog name (mnist, cifar10, svhn_cropped, ...) also works where it can
     be downloaded, as do an image folder (one sub-folder per class), a .npz and a .csv file.
     """
+    import_tensorflow()  # quietly, before anything else loads it
     from kerasdl.data import list_datasets
 
     table = Table(title="kerasdl offline datasets", header_style="bold")

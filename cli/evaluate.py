@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from kerasdl.tfquiet import import_tensorflow
+
 from .options import data_dir_option, run_dir_argument
 from .render import print_metrics
 
@@ -24,6 +26,7 @@ def evaluate_command(run_dir, split, batch_size, data_dir):
 
     Results go to the terminal and into the run directory (metrics.json, plots/).
     """
+    import_tensorflow()  # quietly, before anything else loads it
     from kerasdl.evaluation import evaluate_run
     from kerasdl.runs import DATASET, path, read_json
 

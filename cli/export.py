@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from kerasdl.tfquiet import import_tensorflow
+
 from .options import export_dir_option, run_dir_argument
 
 EPILOG = """\b
@@ -28,6 +30,7 @@ def export_command(run_dir, export_dir, name):
     The serving_default signature takes raw inputs as the dataset stores them (e.g. uint8 images),
     does the preprocessing itself, and returns class probabilities and the predicted class.
     """
+    import_tensorflow()  # quietly, before anything else loads it
     from kerasdl.export import export_run
 
     path = export_run(run_dir, export_root=export_dir, name=name)

@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from kerasdl.tfquiet import import_tensorflow
+
 EPILOG = """\b
 Examples:
   kerasdl predict runs/lenet5-mnist5k-20261123-101500 digit0.png digit1.png
@@ -27,6 +29,7 @@ def predict_command(source, inputs, output, top):
     SOURCE is a run directory, a SavedModel version folder, or a model folder of versions (the
     latest is used).
     """
+    import_tensorflow()  # quietly, before anything else loads it
     from kerasdl.predict import predict
 
     result = predict(source, list(inputs))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import click
+
+from kerasdl.tfquiet import import_tensorflow
 from click.core import ParameterSource
 
 from kerasdl.config import OPTIMIZERS, SCHEDULES, RunConfig
@@ -44,13 +46,13 @@ def _parse_model_opts(values: tuple[str, ...]) -> dict:
 @click.option("--model", "-m", help="Registry name (see 'kerasdl models').  [default: lenet5]")
 @click.option("--dataset", "-d", help="Offline name (see 'kerasdl datasets'), tfds catalog name, image "
               "folder, .npz or .csv.  [default: mnist5k]")
-@click.option("--epochs", "-e", type=click.IntRange(min=1), help="Maximum epochs.  [default: 15]")
+@click.option("--epochs", "-e", type=click.IntRange(min=1), help="Maximum epochs.  [default: 20]")
 @click.option("--batch-size", "-b", type=click.IntRange(min=1), help="Batch size.  [default: 64]")
 @click.option("--optimizer", help=f"One of {', '.join(OPTIMIZERS)}.  [default: adam]")
 @click.option("--lr", type=float, help="Base learning rate.  [default: 0.001]")
 @click.option("--momentum", type=float, help="Momentum for 'momentum'/'nesterov'.  [default: 0.9]")
 @click.option("--weight-decay", type=float, help="Decoupled weight decay (optimizer default if unset).")
-@click.option("--schedule", help=f"LR schedule: {', '.join(SCHEDULES)}.  [default: constant]")
+@click.option("--schedule", help=f"LR schedule: {', '.join(SCHEDULES)}.  [default: cosine]")
 @click.option("--warmup-epochs", type=float, help="Linear warmup length in epochs.  [default: 0]")
 @click.option("--lr-decay-epochs", type=click.IntRange(min=1), help="Step schedule period.  [default: 10]")
 @click.option("--lr-decay-factor", type=float, help="Step/plateau multiplier.  [default: 0.1]")
@@ -81,6 +83,7 @@ def train_command(ctx, config_file, resume_dir, overwrite, **options):
     The run directory holds config.yaml (the resolved config), history.csv, metrics.json,
     checkpoints, TensorBoard logs and PNG plots.
     """
+    import_tensorflow()  # quietly, before anything else loads it
     from kerasdl.training import resume_config, train
 
     given = {}

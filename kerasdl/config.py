@@ -35,13 +35,13 @@ class RunConfig:
 
     model: str = "lenet5"
     dataset: str = "mnist5k"
-    epochs: int = 15
+    epochs: int = 20
     batch_size: int = 64
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     momentum: float = 0.9  # used by "momentum" and "nesterov" (and rmsprop's momentum stays 0)
     weight_decay: float | None = None  # None: the optimizer's own default (AdamW: 0.004)
-    schedule: str = "constant"
+    schedule: str = "cosine"  # half-cosine decay to min_learning_rate over the run
     warmup_epochs: float = 0.0
     lr_decay_epochs: int = 10  # step schedule: multiply by lr_decay_factor every this many epochs
     lr_decay_factor: float = 0.1  # step and plateau schedules

@@ -28,6 +28,12 @@ def kerasdl_exe() -> list[str]:
 
 
 @pytest.fixture(scope="session")
+def kerasdl_cmd():
+    """The argv prefix that runs the installed CLI."""
+    return kerasdl_exe()
+
+
+@pytest.fixture(scope="session")
 def run_cli(data_dir):
     """Run ``kerasdl ARGS`` as a real subprocess; returns CompletedProcess (text)."""
 

@@ -14,8 +14,6 @@ import time
 import numpy as np
 import pytest
 
-from conftest import kerasdl_exe
-
 
 def assert_one_line_error(proc, *needles):
     """Exit code 2, no traceback, and one line starting with 'Error:' that names the problem."""
@@ -116,9 +114,9 @@ def test_export_reloads_in_fresh_tf_process_and_matches_predict(trained_run, run
 
 
 # ---- resume after SIGKILL -----------------------------------------------------------------------
-def test_sigkill_mid_epoch_then_resume_has_no_gaps_or_duplicates(run_cli, data_dir, tmp_path):
+def test_sigkill_mid_epoch_then_resume_has_no_gaps_or_duplicates(run_cli, kerasdl_cmd, data_dir, tmp_path):
     env = dict(os.environ, KERASDL_DATA_DIR=data_dir, KERASDL_OFFLINE="1")
-    args = kerasdl_exe() + ["train", "--epochs", "5", "--patience", "0", "--name", "r"]
+    args = kerasdl_cmd + ["train", "--epochs", "5", "--patience", "0", "--name", "r"]
     proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     history = tmp_path / "runs" / "r" / "history.csv"
     deadline = time.time() + 240
