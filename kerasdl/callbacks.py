@@ -217,7 +217,11 @@ class WarmupLearningRate(keras.callbacks.Callback):
 
 
 class Progress(keras.callbacks.Callback):
-    """A rich progress bar per epoch with live metrics on a terminal; plain lines otherwise."""
+    """Progress per epoch: a live rich bar on a terminal, one plain line per epoch otherwise.
+
+    On a terminal the bar shows the running loss/accuracy; when an epoch ends the bar is
+    replaced by the same summary line a log file gets, so the scroll-back reads like a log.
+    """
 
     def __init__(self, epochs: int, steps_per_epoch: int, *, rich_bar: bool | None = None, stream=None):
         super().__init__()
@@ -233,11 +237,11 @@ class Progress(keras.callbacks.Callback):
 
             self._progress = RichProgress(
                 TextColumn("[bold]epoch {task.fields[epoch]}"),
-                BarColumn(),
+                BarColumn(bar_width=24),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
                 TextColumn("{task.fields[metrics]}"),
-                transient=False,
+                transient=True,
             )
             self._progress.start()
 
@@ -253,12 +257,12 @@ class Progress(keras.callbacks.Callback):
             self._progress.update(self._task, completed=batch + 1, metrics=_short(logs))
 
     def on_epoch_end(self, epoch, logs=None):
-        seconds = time.perf_counter() - self._t0
+        line = f"epoch {epoch + 1}/{self.epochs}  {_short(logs, val=True)}  ({time.perf_counter() - self._t0:.1f}s)"
         if self._progress is not None:
-            self._progress.update(self._task, completed=self.steps, metrics=_short(logs, val=True))
+            self._progress.remove_task(self._task)
+            self._progress.console.print(line, highlight=False, soft_wrap=True)
         else:
-            print(f"epoch {epoch + 1}/{self.epochs}  {_short(logs, val=True)}  ({seconds:.1f}s)",
-                  file=self.stream, flush=True)
+            print(line, file=self.stream, flush=True)
 
     def on_train_end(self, logs=None):
         if self._progress is not None:
