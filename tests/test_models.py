@@ -61,15 +61,20 @@ def test_zoo_builds_outputs_logits_and_trains_one_step(name):
     assert isinstance(model, keras.Model) and model.name == name
     x = _batch(shape, n=8)
     y = np.arange(8) % k
+    # Segmentation models output per-pixel logits (B, H, W, K) and train on per-pixel labels.
+    out_shape = (8, k)
+    if info.task == "segmentation":
+        out_shape = (8, *model.output_shape[1:3], k)
+        y = np.arange(np.prod(out_shape[:-1])).reshape(out_shape[:-1]) % k
 
     logits = np.asarray(model(x, training=False))
-    assert logits.shape == (8, k)
+    assert logits.shape == out_shape
     assert np.all(np.isfinite(logits))
     # Logits, not probabilities: a linear last layer, and rows that are not a distribution.
     last = model.layers[-1]
     assert last.name == "head_logits"
     assert last.activation is keras.activations.linear
-    assert not np.allclose(logits.sum(axis=1), 1.0)
+    assert not np.allclose(logits.sum(axis=-1), 1.0)
 
     model.compile(
         optimizer=keras.optimizers.SGD(0.1),
@@ -90,9 +95,12 @@ def test_regression_head_has_one_linear_output(name):
     model = build_model(name, input_shape=shape, num_classes=1)
     x = _batch(shape)
     out = np.asarray(model(x))
-    assert out.shape == (4, 1)
+    expected = (4, 1)
+    if model_info(name).task == "segmentation":  # one value per pixel
+        expected = (4, *model.output_shape[1:3], 1)
+    assert out.shape == expected
     model.compile(optimizer="sgd", loss="mse")
-    assert np.isfinite(model.train_on_batch(x, np.ones((4, 1), "float32")))
+    assert np.isfinite(model.train_on_batch(x, np.ones(expected, "float32")))
 
 
 @pytest.mark.parametrize("name", MODELS)
