@@ -59,5 +59,6 @@ def workdir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained_run(run_cli, workdir):
     """A short real lenet5 run on mnist5k, shared by the evaluate/export/predict tests."""
-    proc = run_cli("train", "--epochs", "2", "--name", "lenet", "--seed", "1", cwd=workdir, check=0)
+    proc = run_cli("train", "--epochs", "3", "--schedule", "constant", "--augment", "none", "--name", "lenet",
+                   "--seed", "1", cwd=workdir, check=0)
     return workdir / "runs" / "lenet", proc
