@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import keras
+from keras import ops
 
 from kerasdl.errors import KerasdlUsageError
 
@@ -100,9 +101,17 @@ def initializer(model: str, value: Any):
 
 
 def logits_head(
-    x, num_classes: int, *, kernel_regularizer=None, kernel_initializer="glorot_uniform"
+    x,
+    num_classes: int,
+    *,
+    kernel_regularizer=None,
+    kernel_initializer="glorot_uniform",
+    name: str = "head_logits",
 ):
     """The linear output layer ``head_logits``: ``(B, F) -> (B, num_classes)``, no softmax.
+
+    ``name`` is for extra logits outputs only (e.g. GoogLeNet's ``aux1_logits``); a model's
+    main output keeps the name ``head_logits``.
 
     Under a mixed-precision policy it computes in float32, so logits (and the losses and
     calibration built on them) keep full precision.
@@ -113,7 +122,7 @@ def logits_head(
         kernel_initializer=kernel_initializer,
         kernel_regularizer=kernel_regularizer,
         dtype=dtype,
-        name="head_logits",
+        name=name,
     )(x)
 
 
@@ -124,3 +133,73 @@ def global_pool(x, pooling: str | None):
     if pooling == "max":
         return keras.layers.GlobalMaxPooling2D(name="features_maxpool")(x)
     return x
+
+
+def check_image_shape(model: str, input_shape: Sequence[int], *, min_side: int) -> tuple:
+    """``(height, width, channels)`` with both sides >= ``min_side`` (for a conv net whose
+    total stride is ``min_side``, the smallest input that still leaves a 1x1 map), else a
+    one-line usage error echoing the shape."""
+    shape = tuple(input_shape)
+    if len(shape) != 3 or min(shape[:2]) < min_side:
+        raise KerasdlUsageError(
+            f"{model} needs an image input of shape (height, width, channels) with height and "
+            f"width >= {min_side}. Received: input_shape={shape}"
+        )
+    return shape
+
+
+def drop_path(rate: float, *, name: str, rank: int = 4):
+    """Stochastic depth (Huang et al. 2016) for a residual branch ``(B, ...)`` of ``rank`` axes.
+
+    Drops the whole branch for an example with probability ``rate`` during training and scales
+    the kept ones by ``1 / (1 - rate)``; the identity at inference. It is a plain
+    ``keras.layers.Dropout`` whose noise shape ``(None, 1, ..., 1)`` draws one coin per example,
+    so it serialises and runs on every backend without a custom layer.
+    """
+    return keras.layers.Dropout(rate, noise_shape=(None,) + (1,) * (rank - 1), name=name)
+
+
+def drop_path_rates(model: str, drop_path_rate: Any, num_blocks: int) -> list[float]:
+    """Huang et al.'s linear decay rule: block ``l`` of ``L`` drops with ``rate * l / L``."""
+    rate = check_rate(model, "drop_path_rate", drop_path_rate)
+    return [rate * (i + 1) / num_blocks for i in range(num_blocks)]
+
+
+@keras.saving.register_keras_serializable(package="kerasdl")
+class AdaptiveAvgPool2D(keras.layers.Layer):
+    """PyTorch's ``adaptive_avg_pool2d``: ``(B, H, W, C) -> (B, out_h, out_w, C)`` for any H, W.
+
+    Output cell ``i`` averages input rows ``floor(i * H / out_h) .. ceil((i + 1) * H / out_h)``
+    (same for columns): a no-op when ``H == out_h``, overlapping averages when H is larger,
+    repeated cells when it is smaller (a 1x1 map becomes ``out_h x out_w`` copies). Written
+    with ``keras.ops`` slices because ``keras.layers.AdaptiveAveragePooling2D`` (Keras 3.15,
+    TensorFlow backend) fails in graph mode on a 1-pixel side.
+    """
+
+    def __init__(self, output_size: int | Sequence[int], **kwargs):
+        super().__init__(**kwargs)
+        size = (output_size, output_size) if isinstance(output_size, int) else output_size
+        self.output_size = tuple(int(d) for d in size)
+
+    @staticmethod
+    def bins(size: int, out: int) -> list[tuple[int, int]]:
+        return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
+
+    def call(self, x):  # (B, H, W, C)
+        for axis, out in ((1, self.output_size[0]), (2, self.output_size[1])):
+            size = x.shape[axis]
+            if size == out:
+                continue
+            cells = [
+                ops.mean(x[:, start:end] if axis == 1 else x[:, :, start:end], axis=axis,
+                         keepdims=True)
+                for start, end in self.bins(size, out)
+            ]
+            x = ops.concatenate(cells, axis=axis)
+        return x  # (B, out_h, out_w, C)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *self.output_size, input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "output_size": self.output_size}
