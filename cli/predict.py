@@ -33,6 +33,9 @@ def predict_command(source, inputs, output, top):
     from kerasdl.predict import predict
 
     result = predict(source, list(inputs))
+    if result.task == "segmentation":
+        _segmentation_output(result, output)
+        return
     if output:
         with open(output, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
@@ -52,3 +55,19 @@ def predict_command(source, inputs, output, top):
             continue
         best = p.argsort()[::-1][:top]
         out.writerow([n, *(f"{result.class_names[i]} {p[i]:.4f}" for i in best)])
+
+
+def _segmentation_output(result, output) -> None:
+    """Masks go to an .npz (probabilities and class maps); the terminal gets pixel shares."""
+    import numpy as np
+
+    if output:
+        if not output.endswith(".npz"):
+            raise click.BadParameter("segmentation predictions are written as .npz", param_hint="--output")
+        np.savez_compressed(output, probabilities=result.outputs, classes=result.outputs.argmax(-1))
+        click.echo(f"wrote {len(result.names)} masks to {output}", err=True)
+        return
+    out = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n")
+    for name, probs in zip(result.names, result.outputs):
+        share = np.bincount(probs.argmax(-1).ravel(), minlength=probs.shape[-1]) / probs[..., 0].size
+        out.writerow([name, *(f"{c} {s:.3f}" for c, s in zip(result.class_names, share))])

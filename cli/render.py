@@ -11,7 +11,7 @@ console = Console()
 
 # Figures shown in the summary table, in order, with how to print them.
 SHOWN = {
-    "accuracy": "{:.2%}", "top5_accuracy": "{:.2%}", "loss": "{:.4f}", "nll": "{:.4f}",
+    "accuracy": "{:.2%}", "mean_iou": "{:.4f}", "top5_accuracy": "{:.2%}", "loss": "{:.4f}", "nll": "{:.4f}",
     "ece": "{:.2%}", "mse": "{:.4f}", "rmse": "{:.4f}", "mae": "{:.4f}", "r2": "{:.4f}", "n": "{:,}",
 }
 

@@ -20,6 +20,8 @@ Examples:
   kerasdl train --config run.yaml --epochs 5         # YAML values, command line wins
   kerasdl train --resume runs/lenet5-mnist5k-20261123-101500   # continue after a crash or Ctrl-C
   kerasdl train --model lenet5 --dataset cifar10 --export      # any tfds catalog name (downloads)
+  kerasdl train --dataset mnist5k --classes 5,6,7,8,9 --train-per-class 20 \\
+                --init-from runs/digits04 --freeze backbone            # transfer learning
 """
 
 # CLI option name -> RunConfig field, where they differ.
@@ -60,7 +62,7 @@ def _parse_model_opts(values: tuple[str, ...]) -> dict:
 @click.option("--augment", help="Training augmentation: auto (shifts for images >= 16px), none, translate."
               "  [default: auto]")
 @click.option("--loss", help="Loss name (default: sparse_categorical_crossentropy, or mse for regression).")
-@click.option("--patience", type=click.IntRange(min=0), help="Early-stopping patience, 0 = off.  [default: 5]")
+@click.option("--patience", type=click.IntRange(min=0), help="Early-stopping patience, 0 = off.  [default: 10]")
 @click.option("--monitor", help="Metric for early stopping and the best checkpoint.  [default: val_loss]")
 @click.option("--seed", type=int, help="Random seed (same seed, same data, same metrics).  [default: 0]")
 @click.option("--name", help="Run name (folder under --output-dir).  [default: <model>-<dataset>-<time>]")
@@ -70,6 +72,12 @@ def _parse_model_opts(values: tuple[str, ...]) -> dict:
               help="Allow downloading tfds catalog datasets (default: yes unless KERASDL_OFFLINE=1).")
 @click.option("--model-opt", multiple=True, metavar="KEY=VALUE",
               help="Builder override, repeatable (e.g. --model-opt depth=3 --model-opt activation=tanh).")
+@click.option("--classes", metavar="LIST", help="Train on these classes only, e.g. '5,6,7,8,9' (relabelled 0..k-1).")
+@click.option("--train-per-class", type=click.IntRange(min=1), help="Label budget: at most N training examples per class.")
+@click.option("--init-from", type=click.Path(), help="Transfer learning: start from this run's best weights "
+              "(layers matched by name and shape; a head of another size is re-initialised).")
+@click.option("--freeze", help="With --init-from: 'backbone' trains only the head, 'none' fine-tunes all.  [default: none]")
+@click.option("--unfreeze-last", type=click.IntRange(min=0), help="With --freeze backbone: also train the last N weighted layers.")
 @click.option("--export/--no-export", default=None, help="Export a SavedModel when training ends.")
 @export_dir_option
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
@@ -93,6 +101,9 @@ def train_command(ctx, config_file, resume_dir, overwrite, **options):
                 given[FIELD.get(key, key)] = value
     if "model_options" in given:
         given["model_options"] = _parse_model_opts(given["model_options"])
+    if "classes" in given:
+        given["classes"] = [int(c) if c.strip().lstrip("-").isdigit() else c.strip()
+                            for c in given["classes"].split(",") if c.strip()]
 
     if resume_dir:
         if config_file or overwrite:

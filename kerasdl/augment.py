@@ -18,7 +18,7 @@ AUGMENTATIONS = ("auto", "none", "translate")
 MAX_SHIFT_FRACTION = 0.08  # of the image side: 2 pixels on 28x28 MNIST
 
 
-def resolve(spec: str, input_shape) -> list[str]:
+def resolve(spec: str, input_shape, task: str = "classification") -> list[str]:
     """The list of transforms ``spec`` means for inputs of ``input_shape``."""
     names = [s.strip() for s in str(spec).split(",") if s.strip()]
     for name in names:
@@ -26,8 +26,14 @@ def resolve(spec: str, input_shape) -> list[str]:
             raise UnknownNameError("augmentation", name, AUGMENTATIONS)
     is_image = len(input_shape) == 3
     if names in (["auto"], []):
-        return ["translate"] if is_image and min(input_shape[:2]) >= 16 else []
+        wanted = is_image and min(input_shape[:2]) >= 16 and task == "classification"
+        return ["translate"] if wanted else []
     names = [n for n in names if n not in ("none", "auto")]
+    if names and task == "segmentation":
+        raise KerasdlUsageError(
+            f"augmentation {','.join(names)} would move the images but not their masks; "
+            "use --augment none for segmentation"
+        )
     if names and not is_image:
         raise KerasdlUsageError(
             f"augmentation {','.join(names)} needs image inputs (height, width, channels). "

@@ -18,10 +18,11 @@ import yaml
 from kerasdl.errors import KerasdlUsageError, UnknownNameError
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw")
+FREEZE = ("none", "backbone")
 SCHEDULES = ("constant", "step", "cosine", "onecycle", "plateau")
 LOSSES = (
     "sparse_categorical_crossentropy",
-    "categorical_crossentropy",
+    "binary_crossentropy",  # two-class sets: one sigmoid logit instead of two softmax logits
     "mse",
     "mae",
     "msle",
@@ -48,7 +49,7 @@ class RunConfig:
     min_learning_rate: float = 0.0  # floor of cosine / one-cycle / plateau
     augment: str = "auto"  # training-split augmentation: auto | none | translate (see augment.py)
     loss: str | None = None  # None: sparse categorical cross-entropy (classes) or mse (regression)
-    patience: int = 5  # early stopping on `monitor`; 0 turns it off
+    patience: int = 10  # early stopping on `monitor`; 0 turns it off
     monitor: str = "val_loss"
     seed: int = 0
     name: str | None = None  # run directory name; default "<model>-<dataset>-<timestamp>"
@@ -56,6 +57,11 @@ class RunConfig:
     data_dir: str | None = None  # tfds data dir; default $KERASDL_DATA_DIR or ~/tensorflow_datasets
     download: bool | None = None  # None: download tfds catalog sets unless KERASDL_OFFLINE=1
     model_options: dict = field(default_factory=dict)  # extra build_model(**overrides)
+    classes: list | None = None  # train on these classes only (indices or names), relabelled 0..k-1
+    train_per_class: int | None = None  # label budget: at most this many training examples per class
+    init_from: str | None = None  # transfer learning: start from this run's best weights
+    freeze: str = "none"  # "backbone": train only the head (+ the last `unfreeze_last` weighted layers)
+    unfreeze_last: int = 0
     export: bool = False  # also export a SavedModel when training finishes
     export_dir: str = "saved_models"
 
@@ -110,6 +116,19 @@ class RunConfig:
         if not isinstance(self.model_options, dict):
             raise KerasdlUsageError(
                 f"model_options must be a mapping. Received: model_options={self.model_options!r}"
+            )
+        if self.freeze not in FREEZE:
+            raise UnknownNameError("freeze mode", str(self.freeze), FREEZE)
+        if self.unfreeze_last < 0 or (self.unfreeze_last and self.freeze != "backbone"):
+            raise KerasdlUsageError(
+                "unfreeze_last needs freeze='backbone' and must be >= 0. "
+                f"Received: unfreeze_last={self.unfreeze_last!r}, freeze={self.freeze!r}"
+            )
+        if self.freeze == "backbone" and not self.init_from:
+            raise KerasdlUsageError("freeze='backbone' needs init_from (a run to take the backbone from)")
+        if self.train_per_class is not None and (not isinstance(self.train_per_class, int) or self.train_per_class < 1):
+            raise KerasdlUsageError(
+                f"train_per_class must be a positive integer. Received: train_per_class={self.train_per_class!r}"
             )
         if self.name is not None and (not self.name or "/" in self.name or self.name in (".", "..")):
             raise KerasdlUsageError(f"run name must be a plain folder name. Received: name={self.name!r}")

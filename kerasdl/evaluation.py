@@ -29,7 +29,12 @@ def evaluate_model(model, dataset, info, *, n_bins: int = 15) -> dict:
         report = metrics.regression_report(labels, logits[:, 0])
         report["loss"] = report["mse"]
         return report
-    report = metrics.classification_report(logits, labels, n_bins=n_bins)
+    if info.task == "segmentation":
+        report = metrics.segmentation_report(logits, labels)
+        report["loss"] = report["nll"]
+        return report
+    # softmax over (0, z) is (1 - sigmoid(z), sigmoid(z)): one code path for both heads.
+    report = metrics.classification_report(metrics.class_logits(logits), labels, n_bins=n_bins)
     report["loss"] = report["nll"]  # sparse categorical cross-entropy == NLL of the softmax
     return report
 
@@ -38,9 +43,10 @@ def write_plots(report: dict, info, run_dir: str, split: str) -> list[str]:
     out = []
     if "confusion_matrix" in report:
         file = os.path.join(run_dir, runs.PLOTS, f"confusion_matrix_{split}.png")
+        what = "pixel accuracy" if info.task == "segmentation" else "accuracy"
         out.append(plots.confusion_matrix(
             np.array(report["confusion_matrix"]), info.class_names, file,
-            title=f"confusion matrix ({split}, accuracy {report['accuracy']:.2%})",
+            title=f"confusion matrix ({split}, {what} {report['accuracy']:.2%})",
         ))
     return out
 
@@ -48,13 +54,12 @@ def write_plots(report: dict, info, run_dir: str, split: str) -> list[str]:
 def evaluate_run(run_dir: str, split: str = "test", *, batch_size: int | None = None,
                  data_dir: str | None = None) -> dict:
     """Evaluate a finished (or interrupted) run's best checkpoint; record it in the run dir."""
-    from kerasdl.data import load_dataset
+    from kerasdl.training import load_splits
 
     run = runs.load_run(run_dir)
-    dataset, _ = load_dataset(
-        run.config.dataset, split, batch_size=batch_size or run.config.batch_size,
-        data_dir=data_dir or run.config.data_dir, download=run.config.download, shuffle=False,
-    )
+    config = run.config.replace(batch_size=batch_size or run.config.batch_size,
+                                data_dir=data_dir or run.config.data_dir)
+    dataset = load_splits(config, (split,), shuffle_train=False)[0][split]
     report = evaluate_model(run.model, dataset, run.info)
     report["plots"] = write_plots(report, run.info, run_dir, split)
     file = runs.path(run_dir, runs.METRICS)

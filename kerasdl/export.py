@@ -32,6 +32,15 @@ def versions(model_dir: str) -> list[int]:
     return sorted(int(d) for d in os.listdir(model_dir) if re.fullmatch(r"\d+", d))
 
 
+def class_logits(outputs):
+    """TF twin of :func:`kerasdl.metrics.class_logits`: a sigmoid logit z -> softmax logits (0, z)."""
+    import tensorflow as tf
+
+    if outputs.shape[-1] == 1:
+        return tf.concat([tf.zeros_like(outputs), outputs], axis=-1)
+    return outputs
+
+
 def serving_module(model, info):
     """A keras ExportArchive whose serving_default wraps preprocessing + model + softmax."""
     import keras
@@ -47,7 +56,7 @@ def serving_module(model, info):
         outputs = model(normalize(inputs, info), training=False)
         if info.task == "regression":
             return {"predictions": outputs[:, 0]}
-        probabilities = tf.nn.softmax(outputs, axis=-1)
+        probabilities = tf.nn.softmax(class_logits(outputs), axis=-1)
         return {"probabilities": probabilities, "class": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
 
     archive.add_endpoint("serving_default", serve, input_signature=[spec])

@@ -125,3 +125,35 @@ def regression_report(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
         "rmse": float(np.sqrt(np.mean(err**2))),
         "r2": r2_score(y_true, y_pred),
     }
+
+
+def segmentation_report(logits: np.ndarray, masks: np.ndarray) -> dict:
+    """Per-pixel figures: pixel accuracy, IoU per class, mean IoU (classes present in truth or
+    prediction), NLL per pixel and the pixel confusion matrix."""
+    logits = np.asarray(logits, dtype=np.float64)
+    k = logits.shape[-1]
+    flat_logits = logits.reshape(-1, k)
+    labels = np.asarray(masks).astype(np.int64).ravel()
+    preds = flat_logits.argmax(axis=-1)
+    cm = confusion_matrix(labels, preds, k)
+    inter = np.diag(cm).astype(np.float64)
+    union = cm.sum(axis=0) + cm.sum(axis=1) - inter
+    iou = np.where(union > 0, inter / np.maximum(union, 1), np.nan)
+    return {
+        "n": int(len(masks)),
+        "pixels": int(len(labels)),
+        "accuracy": float(np.mean(preds == labels)),
+        "mean_iou": float(np.nanmean(iou)),
+        "per_class_iou": [None if np.isnan(v) else float(v) for v in iou],
+        "nll": nll_from_logits(flat_logits, labels),
+        "per_class_accuracy": [None if np.isnan(a) else float(a) for a in per_class_accuracy(cm)],
+        "confusion_matrix": cm.tolist(),
+    }
+
+
+def class_logits(outputs: np.ndarray) -> np.ndarray:
+    """Logits over classes: a single sigmoid logit z becomes the two softmax logits (0, z)."""
+    outputs = np.asarray(outputs)
+    if outputs.shape[-1] == 1:
+        return np.concatenate([np.zeros_like(outputs), outputs], axis=-1)
+    return outputs

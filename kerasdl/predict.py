@@ -54,6 +54,7 @@ def predict(source: str, paths: list[str], *, batch_size: int = 256) -> Predicti
     import tensorflow as tf
 
     from kerasdl.data import DatasetInfo, normalize, read_inputs
+    from kerasdl.export import class_logits
 
     kind, where = resolve_source(source)
     if kind == "run":
@@ -63,7 +64,7 @@ def predict(source: str, paths: list[str], *, batch_size: int = 256) -> Predicti
         @tf.function(reduce_retracing=True)
         def forward(x):
             logits = model(normalize(x, info), training=False)
-            return logits[:, 0] if info.task == "regression" else tf.nn.softmax(logits, axis=-1)
+            return logits[:, 0] if info.task == "regression" else tf.nn.softmax(class_logits(logits), axis=-1)
     else:
         meta = runs.read_json(os.path.join(where, "kerasdl.json"))
         if not meta:

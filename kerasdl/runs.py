@@ -77,6 +77,11 @@ def read_config(run_dir: str) -> RunConfig:
         raise KerasdlUsageError(f"corrupt run config {path(run_dir, CONFIG)}: {exc}") from None
 
 
+def output_units(config: RunConfig, info) -> int:
+    """Width of the model's last layer: one sigmoid logit for binary cross-entropy, else the classes."""
+    return 1 if config.loss == "binary_crossentropy" else info.num_classes
+
+
 @dataclass
 class LoadedRun:
     run_dir: str
@@ -94,7 +99,7 @@ def load_run(run_dir: str) -> LoadedRun:
     config = read_config(run_dir)
     info = DatasetInfo.from_dict(read_json(path(run_dir, DATASET)))
     model = build_model(
-        config.model, input_shape=tuple(info.input_shape), num_classes=info.num_classes,
+        config.model, input_shape=tuple(info.input_shape), num_classes=output_units(config, info),
         **config.model_options,
     )
     weights = path(run_dir, BEST_WEIGHTS)

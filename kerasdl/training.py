@@ -17,12 +17,15 @@ import shutil
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from kerasdl import callbacks as cb
 from kerasdl import evaluation, plots, runs
 from kerasdl.config import RunConfig
 from kerasdl.errors import KerasdlUsageError
 
 REGRESSION_LOSSES = ("mse", "mae", "msle", "huber")
+SPLITS = ("train", "validation", "test")
 
 
 class TrainingFailed(RuntimeError):
@@ -46,25 +49,65 @@ def set_seed(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def make_loss(config: RunConfig, task: str):
+def make_loss(config: RunConfig, info):
+    """The loss object for ``config.loss`` (or the task's default), checked against the task."""
     import keras
 
-    name = config.loss or ("mse" if task == "regression" else "sparse_categorical_crossentropy")
+    task = info.task
+    default = {"regression": "mse"}.get(task, "sparse_categorical_crossentropy")
+    name = config.loss or default
     if task == "regression" and name not in REGRESSION_LOSSES:
         raise KerasdlUsageError(
             f"loss {name!r} does not fit a regression dataset; use one of {', '.join(REGRESSION_LOSSES)}"
         )
-    if task == "classification" and name in REGRESSION_LOSSES:
+    if task != "regression" and name in REGRESSION_LOSSES:
+        raise KerasdlUsageError(f"loss {name!r} does not fit a {task} dataset; use sparse_categorical_crossentropy")
+    if name == "binary_crossentropy" and (task != "classification" or info.num_classes != 2):
         raise KerasdlUsageError(
-            f"loss {name!r} does not fit a classification dataset; use sparse_categorical_crossentropy"
+            f"binary_crossentropy needs a two-class dataset; {config.dataset} has {info.num_classes} classes"
         )
     return {
         "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        "binary_crossentropy": keras.losses.BinaryCrossentropy(from_logits=True),
         "mse": keras.losses.MeanSquaredError(),
         "mae": keras.losses.MeanAbsoluteError(),
         "msle": keras.losses.MeanSquaredLogarithmicError(),
         "huber": keras.losses.Huber(),
     }[name]
+
+
+def make_metrics(config: RunConfig, info) -> list:
+    import keras
+
+    if info.task == "regression":
+        return ["mae"]
+    if config.loss == "binary_crossentropy":
+        return [keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")]  # threshold on the logit
+    if info.task == "segmentation":
+        return ["accuracy", keras.metrics.MeanIoU(info.num_classes, sparse_y_pred=False, name="mean_iou")]
+    return ["accuracy"]
+
+
+def load_splits(config: RunConfig, splits=SPLITS, *, shuffle_train: bool = True):
+    """The run's datasets by split (honouring ``classes`` / ``train_per_class``) and their info."""
+    from dataclasses import replace
+
+    from kerasdl.data import load_dataset
+
+    kw = dict(batch_size=config.batch_size, data_dir=config.data_dir, download=config.download, seed=config.seed)
+    out, info, sizes = {}, None, {}
+    for split in splits:
+        shuffle = split == "train" and shuffle_train
+        if config.classes is None and config.train_per_class is None:
+            out[split], info = load_dataset(config.dataset, split, shuffle=shuffle, **kw)
+            continue
+        from kerasdl.data.subset import load_subset
+
+        per_class = config.train_per_class if split == "train" else None
+        out[split], info = load_subset(config.dataset, split, classes=config.classes, per_class=per_class,
+                                       shuffle=shuffle, **kw)
+        sizes[split] = info.splits[split]
+    return out, replace(info, splits={**info.splits, **sizes})
 
 
 def build_for_dataset(config: RunConfig, info):
@@ -73,7 +116,7 @@ def build_for_dataset(config: RunConfig, info):
 
     try:
         return build_model(
-            config.model, input_shape=tuple(info.input_shape), num_classes=info.num_classes,
+            config.model, input_shape=tuple(info.input_shape), num_classes=runs.output_units(config, info),
             **config.model_options,
         )
     except KerasdlUsageError:
@@ -113,25 +156,27 @@ def resume_config(run_dir: str, **overrides) -> RunConfig:
 def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
           rich_progress: bool | None = None, echo=print) -> TrainResult:
     """Run one training job end to end and write its run directory."""
-    from kerasdl.data import load_dataset
-
     config = config.resolved()
     config.validate()
     set_seed(config.seed)
     run_dir = config.run_dir
 
     # Everything that can be refused is checked before the run directory is touched.
-    data_kw = dict(batch_size=config.batch_size, data_dir=config.data_dir, download=config.download,
-                   seed=config.seed)
-    train_ds, info = load_dataset(config.dataset, "train", **data_kw)
-    val_ds, _ = load_dataset(config.dataset, "validation", **data_kw)
-    test_ds, _ = load_dataset(config.dataset, "test", **data_kw)
+    data, info = load_splits(config)
+    train_ds, val_ds, test_ds = data["train"], data["validation"], data["test"]
     from kerasdl import augment
 
-    transforms = augment.resolve(config.augment, info.input_shape)
+    transforms = augment.resolve(config.augment, info.input_shape, info.task)
     train_ds = augment.apply(train_ds, transforms, info.input_shape, config.seed).prefetch(-1)
-    loss = make_loss(config, info.task)
+    loss = make_loss(config, info)
     model = build_for_dataset(config, info)
+    transfer = None
+    if config.init_from:
+        from kerasdl.transfer import freeze_backbone, transfer_weights
+
+        transfer = transfer_weights(model, config.init_from, info.class_names)
+        if config.freeze == "backbone":
+            transfer.update(freeze_backbone(model, transfer["reinitialised"], config.unfreeze_last))
     _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
 
     from kerasdl.optim import make_optimizer
@@ -140,7 +185,7 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
     model.compile(
         optimizer=make_optimizer(config, steps),
         loss=loss,
-        metrics=["mae"] if info.task == "regression" else ["accuracy"],
+        metrics=make_metrics(config, info),
     )
     config.save(runs.path(run_dir, runs.CONFIG))
     runs.write_json(runs.path(run_dir, runs.DATASET), info.to_dict())
@@ -183,7 +228,7 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
     stop_reason = "completed"
     if nan_guard.stopped_at is not None:
         stop_reason = "nan_loss"
-    elif early is not None and early.stopped_epoch is not None:
+    elif early is not None and early.stopped_epoch is not None and early.stopped_epoch + 1 < config.epochs:
         stop_reason = "early_stopping"
     history = cb.read_history(history_path)
     if not os.path.exists(best_path):
@@ -208,10 +253,13 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
         "monitor": config.monitor,
         "best_monitor_value": best.best,
         "parameters": int(model.count_params()),
+        "trainable_parameters": int(sum(int(np.prod(w.shape)) for w in model.trainable_weights)),
         "train_seconds_this_session": round(train_seconds, 2),
         "train_examples_per_second": round(images / max(sum(r.get("epoch_time_s", 0) for r in history), 1e-9), 1),
         "test": test,
     }
+    if transfer:
+        record["transfer"] = transfer
     if stop_reason == "nan_loss":
         epoch, batch = nan_guard.stopped_at
         record["nan_at"] = {"epoch": epoch + 1, "batch": batch + 1}

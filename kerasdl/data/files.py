@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from kerasdl.data.info import SPLITS, DatasetInfo, feature_stats
+from kerasdl.data.info import CLASS_TASKS, SPLITS, DatasetInfo, feature_stats
 from kerasdl.data.splits import DEFAULT_FRACTIONS, FILE_SPLIT_SEED, split_indices
 from kerasdl.errors import KerasdlUsageError
 
@@ -144,7 +144,7 @@ def _make_info(path: str, source: str, arrays: dict, class_names: list, task: st
         task=task,
         input_shape=tuple(int(d) for d in x_train.shape[1:]),
         raw_dtype=raw_dtype,
-        num_classes=len(class_names) if task == "classification" else 1,
+        num_classes=len(class_names) if task in CLASS_TASKS else 1,
         class_names=class_names,
         splits={s: int(len(arrays[s][1])) for s in SPLITS},
         mean=mean,

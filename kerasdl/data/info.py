@@ -14,7 +14,10 @@ import numpy as np
 import tensorflow as tf
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
-TASKS: tuple[str, ...] = ("classification", "regression")
+TASKS: tuple[str, ...] = ("classification", "regression", "segmentation")
+# Tasks whose labels are class indices into ``class_names``: one per example (classification) or
+# one per pixel, an (H, W) mask (segmentation). Regression has a float target and no classes.
+CLASS_TASKS: tuple[str, ...] = ("classification", "segmentation")
 
 # Constant features (std == 0) would divide by zero; they are left centred instead of scaled.
 STD_FLOOR = 1e-7
@@ -26,11 +29,11 @@ class DatasetInfo:
 
     name: str  # user-facing name: "mnist5k", "cifar10", "tfds:iris" or the path given
     source: str  # "kerasdl" | "tfds" | "folder" | "npz" | "csv"
-    task: str  # "classification" | "regression"
+    task: str  # "classification" | "regression" | "segmentation" (y: an (H, W) class mask)
     input_shape: tuple  # per-example shape, e.g. (28, 28, 1) or (4,)
     raw_dtype: str  # dtype as stored: "uint8" for images, "float32" for tabular
-    num_classes: int  # 1 for regression
-    class_names: list  # list[str]; [] for regression
+    num_classes: int  # 1 for regression; segmentation counts the background class
+    class_names: list  # list[str]; [] for regression; segmentation: names[k] for mask value k
     splits: dict  # {"train": n, "validation": n, "test": n}
     mean: list | float  # x = (float32(raw) - mean) / std, broadcastable to input_shape
     std: list | float

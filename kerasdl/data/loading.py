@@ -35,7 +35,7 @@ import tensorflow_datasets as tfds
 
 from kerasdl.data.builders import OFFLINE_DATASETS, SPECS
 from kerasdl.data.files import load_file_dataset
-from kerasdl.data.info import SPLITS, DatasetInfo, feature_stats, normalize
+from kerasdl.data.info import CLASS_TASKS, SPLITS, DatasetInfo, feature_stats, normalize
 from kerasdl.errors import KerasdlUsageError, UnknownNameError, closest
 
 TFDS_PREFIX = "tfds:"
@@ -86,15 +86,20 @@ class _TfdsSource:
     builder: tfds.core.DatasetBuilder
     split_exprs: dict[str, str]  # our split -> tfds split expression, e.g. "train[90%:]"
     resize_to: tuple[int, int] | None
-    y_dtype: tf.DType  # int32 class index or float32 target
+    y_dtype: tf.DType  # int32 class index / mask, or float32 target
     info: DatasetInfo | None = None  # set once the train statistics are known
     cacheable = True
+    y_is_mask: bool = False  # segmentation: y is an (H, W, 1) LabeledImage
 
     def _prepare(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """Raw example -> (x in its raw dtype, resized if asked; y int32/float32)."""
+        """Raw example -> (x in its raw dtype, resized if asked; y int32/float32, masks (H, W))."""
         if self.resize_to is not None:
             resized = tf.image.resize(x, self.resize_to, antialias=True)
             x = tf.saturate_cast(tf.round(resized), x.dtype)
+            if self.y_is_mask:  # class indices must not be blended: nearest neighbour
+                y = tf.image.resize(y, self.resize_to, method="nearest")
+        if self.y_is_mask:
+            y = tf.squeeze(y, axis=-1)  # (H, W, 1) -> (H, W)
         return x, tf.cast(y, self.y_dtype)
 
     def dataset(self, split: str) -> tf.data.Dataset:
@@ -383,8 +388,8 @@ def _tfds_source(
             f"dataset {name!r} has inputs of variable shape {shape}; pass image_size=(H, W)"
         )
     exprs = _split_exprs(builder, name)
-    y_dtype = tf.int32 if task == "classification" else tf.float32
-    src = _TfdsSource(builder, exprs, image_size, y_dtype)
+    y_dtype = tf.int32 if task in CLASS_TASKS else tf.float32
+    src = _TfdsSource(builder, exprs, image_size, y_dtype, y_is_mask=task == "segmentation")
     if is_image and dtype == "uint8":
         # Images: divide by the value range (255, or 16 for our 8x8 digits).
         mean, std = 0.0, float(SPECS[name].image_std) if source == "kerasdl" else 255.0
@@ -396,7 +401,7 @@ def _tfds_source(
         task=task,
         input_shape=shape,
         raw_dtype=dtype,
-        num_classes=len(class_names) if task == "classification" else 1,
+        num_classes=len(class_names) if task in CLASS_TASKS else 1,
         class_names=class_names,
         splits={s: int(info.splits[e].num_examples) for s, e in exprs.items()},
         mean=mean,
@@ -415,11 +420,14 @@ def _feature_names(name: str, source: str, is_image: bool) -> list[str]:
 def _label_kind(feature, name: str) -> tuple[str, list[str]]:
     if isinstance(feature, tfds.features.ClassLabel):
         return "classification", [str(n) for n in feature.names]
+    if isinstance(feature, tfds.features.LabeledImage) and feature.num_classes:
+        return "segmentation", [str(n) for n in feature.names]  # a per-pixel class mask
     if np.issubdtype(feature.np_dtype, np.floating) and tuple(feature.shape) == ():
         return "regression", []
     raise KerasdlUsageError(
-        f"dataset {name!r}: the label must be a tfds ClassLabel or a float scalar target; "
-        f"received {type(feature).__name__} of shape {feature.shape}"
+        f"dataset {name!r}: the label must be a tfds ClassLabel, a LabeledImage mask with class "
+        f"names or a float scalar target; received {type(feature).__name__} of shape "
+        f"{feature.shape}"
     )
 
 
@@ -489,9 +497,10 @@ def load_dataset(
     """A batched, prefetched ``tf.data.Dataset`` of ``(x, y)`` for one split, and its info.
 
     ``x`` is float32 and normalised (raw dtype with ``normalize=False``); ``y`` is an int32
-    class index, or a float32 target of shape ``(batch,)`` for regression. ``shuffle``
-    defaults to True for "train" only; the shuffle is seeded and reshuffles every epoch, so the
-    same ``seed`` gives the same sequence of epoch orders.
+    class index, a float32 target of shape ``(batch,)`` for regression, or an int32 mask of
+    shape ``(batch, H, W)`` for segmentation (resized nearest-neighbour with ``image_size``).
+    ``shuffle`` defaults to True for "train" only; the shuffle is seeded and reshuffles every
+    epoch, so the same ``seed`` gives the same sequence of epoch orders.
     """
     _check_split(split)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or (
