@@ -72,6 +72,7 @@ def _parse_model_opts(values: tuple[str, ...]) -> dict:
               help="Allow downloading tfds catalog datasets (default: yes unless KERASDL_OFFLINE=1).")
 @click.option("--model-opt", multiple=True, metavar="KEY=VALUE",
               help="Builder override, repeatable (e.g. --model-opt depth=3 --model-opt activation=tanh).")
+@click.option("--image-size", metavar="H,W", help="Resize images, e.g. 32,32 (for nets that need larger inputs).")
 @click.option("--classes", metavar="LIST", help="Train on these classes only, e.g. '5,6,7,8,9' (relabelled 0..k-1).")
 @click.option("--train-per-class", type=click.IntRange(min=1), help="Label budget: at most N training examples per class.")
 @click.option("--init-from", type=click.Path(), help="Transfer learning: start from this run's best weights "
@@ -101,6 +102,11 @@ def train_command(ctx, config_file, resume_dir, overwrite, **options):
                 given[FIELD.get(key, key)] = value
     if "model_options" in given:
         given["model_options"] = _parse_model_opts(given["model_options"])
+    if "image_size" in given:
+        try:
+            given["image_size"] = [int(v) for v in given["image_size"].replace("x", ",").split(",")]
+        except ValueError:
+            raise click.BadParameter(f"expected H,W, got {given['image_size']!r}", param_hint="--image-size") from None
     if "classes" in given:
         given["classes"] = [int(c) if c.strip().lstrip("-").isdigit() else c.strip()
                             for c in given["classes"].split(",") if c.strip()]

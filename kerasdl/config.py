@@ -57,6 +57,7 @@ class RunConfig:
     data_dir: str | None = None  # tfds data dir; default $KERASDL_DATA_DIR or ~/tensorflow_datasets
     download: bool | None = None  # None: download tfds catalog sets unless KERASDL_OFFLINE=1
     model_options: dict = field(default_factory=dict)  # extra build_model(**overrides)
+    image_size: list | None = None  # resize image inputs to [height, width] (families needing >= 32 px)
     classes: list | None = None  # train on these classes only (indices or names), relabelled 0..k-1
     train_per_class: int | None = None  # label budget: at most this many training examples per class
     init_from: str | None = None  # transfer learning: start from this run's best weights
@@ -117,6 +118,11 @@ class RunConfig:
             raise KerasdlUsageError(
                 f"model_options must be a mapping. Received: model_options={self.model_options!r}"
             )
+        if self.image_size is not None and (
+            not isinstance(self.image_size, (list, tuple)) or len(self.image_size) != 2
+            or not all(isinstance(s, int) and s > 0 for s in self.image_size)
+        ):
+            raise KerasdlUsageError(f"image_size must be [height, width]. Received: image_size={self.image_size!r}")
         if self.freeze not in FREEZE:
             raise UnknownNameError("freeze mode", str(self.freeze), FREEZE)
         if self.unfreeze_last < 0 or (self.unfreeze_last and self.freeze != "backbone"):

@@ -94,7 +94,8 @@ def load_splits(config: RunConfig, splits=SPLITS, *, shuffle_train: bool = True)
 
     from kerasdl.data import load_dataset
 
-    kw = dict(batch_size=config.batch_size, data_dir=config.data_dir, download=config.download, seed=config.seed)
+    kw = dict(batch_size=config.batch_size, data_dir=config.data_dir, download=config.download, seed=config.seed,
+              image_size=tuple(config.image_size) if config.image_size else None)
     out, info, sizes = {}, None, {}
     for split in splits:
         shuffle = split == "train" and shuffle_train
