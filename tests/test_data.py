@@ -83,9 +83,9 @@ def collect(ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_offline_names_and_listing():
-    assert set(OFFLINE_DATASETS) == set(EXPECTED)
+    assert set(OFFLINE_DATASETS) == set(EXPECTED) | {"shapes"}  # shapes: see its own tests
     rows = {r["name"]: r for r in list_datasets()}
-    assert set(rows) == set(EXPECTED)
+    assert set(rows) == set(OFFLINE_DATASETS)
     for name, (shape, _, num_classes, total) in EXPECTED.items():
         assert tuple(rows[name]["input_shape"]) == shape
         assert rows[name]["num_classes"] == num_classes
@@ -190,6 +190,162 @@ def test_prepared_data_is_reused_not_rebuilt(data_dir):
     before = os.stat(marker).st_mtime_ns
     load_dataset("wine", "train")
     assert os.stat(marker).st_mtime_ns == before
+
+
+# ---------------------------------------------------------------------- shapes: segmentation
+
+SHAPE_CLASSES = ["background", "circle", "square", "triangle"]
+
+
+def pair_hashes(x: np.ndarray, y: np.ndarray) -> Counter:
+    """Multiset of (image, mask) pairs: a mask must stay with its own image."""
+    return Counter(h + g for h, g in zip(row_hashes(x), row_hashes(np.asarray(y, np.uint8))))
+
+
+def colour_ids(images: np.ndarray) -> np.ndarray:
+    """(..., 3) uint8 RGB -> (...) int64 r*65536 + g*256 + b: one id per exact colour."""
+    rgb = images.astype(np.int64)
+    return rgb[..., 0] << 16 | rgb[..., 1] << 8 | rgb[..., 2]
+
+
+def mask_matches_colours(image: np.ndarray, mask: np.ndarray) -> bool:
+    """Shapes are flat colours that never occur in the background, so for every class the
+    mask must be *exactly* the pixels showing that class's (at most 3) shape colours."""
+    ids = colour_ids(image)
+    for c in (1, 2, 3):
+        colours = np.unique(ids[mask == c])
+        if len(colours) > 3 or not np.array_equal(np.isin(ids, colours), mask == c):
+            return False
+    return True
+
+
+def test_shapes_is_a_segmentation_set_with_seeded_unstratified_splits():
+    from kerasdl.data.builders import split_arrays
+    from kerasdl.data.info import TASKS
+    from kerasdl.data.splits import split_indices
+
+    assert "segmentation" in TASKS
+    info = dataset_info("shapes")
+    assert (info.source, info.task, info.input_shape, info.raw_dtype) == (
+        "kerasdl", "segmentation", (64, 64, 3), "uint8",
+    )  # fmt: skip
+    assert (info.num_classes, info.class_names) == (4, SHAPE_CLASSES)
+    assert (info.mean, info.std) == (0.0, 255.0)
+    assert info.splits == {"train": 1400, "validation": 300, "test": 300}
+    row = next(r for r in list_datasets() if r["name"] == "shapes")
+    assert (row["task"], row["num_classes"], row["sizes"]) == ("segmentation", 4, info.splits)
+    assert DatasetInfo.from_dict(json.loads(json.dumps(info.to_dict()))) == info
+
+    source = SPECS["shapes"].load()
+    assert source.x.shape == (2000, 64, 64, 3) and source.y.shape == (2000, 64, 64)
+    # A plain seeded permutation of all examples (masks have no class to stratify by) ...
+    keys = {s: k for s, (k, _, _) in split_arrays(SPECS["shapes"]).items()}
+    expected = split_indices(np.zeros(2000), (0.70, 0.15, 0.15), seed=0, stratify=False)
+    for split in SPLITS:
+        np.testing.assert_array_equal(keys[split], expected[split])
+    # ... and the prepared tfds splits hold exactly those (image, mask) pairs.
+    for split, (x, y) in all_splits("shapes").items():
+        n = info.splits[split]
+        assert x.shape == (n, 64, 64, 3) and x.dtype == np.uint8
+        assert y.shape == (n, 64, 64) and y.dtype == np.int32
+        assert pair_hashes(x, y) == pair_hashes(source.x[keys[split]], source.y[keys[split]])
+
+
+def test_shapes_masks_hold_classes_and_match_the_drawn_shapes():
+    x = np.concatenate([load_arrays("shapes", s)[0] for s in SPLITS])
+    y = np.concatenate([load_arrays("shapes", s)[1] for s in SPLITS])
+    assert set(np.unique(y).tolist()) == {0, 1, 2, 3}
+    assert (y.reshape(len(y), -1) > 0).any(axis=1).all()  # every image shows a shape
+    assert 0.05 < (y > 0).mean() < 0.30  # shapes are neither specks nor the whole image
+    shares = np.bincount(y[y > 0], minlength=4)[1:] / (y > 0).sum()
+    assert shares.min() > 0.2  # the three shape classes are roughly balanced
+    # Exact image/mask agreement, after the PNG round trip through tfds.
+    assert all(mask_matches_colours(image, mask) for image, mask in zip(x, y))
+    # The check can fail: a mask one pixel off, or another image's mask, does not match.
+    assert not any(mask_matches_colours(x[i], np.roll(y[i], 1, axis=1)) for i in range(20))
+    assert not any(mask_matches_colours(x[i], y[i + 1]) for i in range(20))
+
+    # Labels name the right geometry: a region of one shape colour fills its bounding box
+    # completely for a square, ~pi/4 for a circle, <= 1/2 for a triangle.
+    fills = {1: [], 2: [], 3: []}
+    ids = colour_ids(x[:300])
+    for image_ids, mask in zip(ids, y[:300]):
+        for c in (1, 2, 3):
+            for colour in np.unique(image_ids[mask == c]):
+                rows, cols = np.nonzero(image_ids == colour)
+                box = (np.ptp(rows) + 1) * (np.ptp(cols) + 1)
+                fills[c].append(len(rows) / box)
+    circle, square, triangle = (np.median(fills[c]) for c in (1, 2, 3))
+    assert 0.70 < circle < 0.85 and square == 1.0 and triangle < 0.6
+
+
+def test_shapes_generation_is_deterministic():
+    from kerasdl.data.builders import _shapes
+
+    first, again = _shapes.__wrapped__(), _shapes.__wrapped__()  # bypass the cache: regenerate
+    np.testing.assert_array_equal(first.x, again.x)
+    np.testing.assert_array_equal(first.y, again.y)
+    other = _shapes.__wrapped__(seed=1)
+    assert not np.array_equal(first.y, other.y)  # the seed matters
+    # What tfds prepared is that same fixed-seed data.
+    loaded = [load_arrays("shapes", s)[:2] for s in SPLITS]
+    x, y = (np.concatenate(parts) for parts in zip(*loaded))
+    assert pair_hashes(x, y) == pair_hashes(first.x, first.y)
+
+
+def test_shapes_is_a_real_tfds_builder(data_dir):
+    dataset_info("shapes")
+    builder = tfds.builder("kerasdl_shapes", data_dir=data_dir)
+    assert isinstance(builder, tfds.core.GeneratorBasedBuilder) and builder.is_prepared()
+    assert builder.info.supervised_keys == ("image", "segmentation_mask")
+    mask_feature = builder.info.features["segmentation_mask"]
+    assert isinstance(mask_feature, tfds.features.LabeledImage)
+    assert (mask_feature.names, mask_feature.shape) == (SHAPE_CLASSES, (64, 64, 1))
+    assert {s: builder.info.splits[s].num_examples for s in SPLITS} == {
+        "train": 1400, "validation": 300, "test": 300,
+    }  # fmt: skip
+    ds = tfds.load("kerasdl_shapes", split="validation", data_dir=data_dir, as_supervised=True)
+    image, mask = next(iter(tfds.as_numpy(ds)))
+    assert image.shape == (64, 64, 3) and mask.shape == (64, 64, 1) and mask.dtype == np.uint8
+    assert sum(1 for _ in ds) == 300
+
+
+def test_shapes_pipeline_yields_normalised_images_and_int_masks():
+    ds, info = load_dataset("shapes", "train", batch_size=500)
+    sizes = []
+    for x, y in ds:
+        assert x.dtype == tf.float32 and y.dtype == tf.int32
+        assert x.shape[1:] == (64, 64, 3) and y.shape == (x.shape[0], 64, 64)
+        assert 0.0 <= float(tf.reduce_min(x)) and float(tf.reduce_max(x)) <= 1.0
+        sizes.append(int(x.shape[0]))
+    assert sizes == [500, 500, 400] and info.task == "segmentation"
+    # Unshuffled and unnormalised, the pipeline gives exactly load_arrays.
+    x, y = collect(load_dataset("shapes", "test", batch_size=128, normalize=False)[0])
+    xa, ya, _ = load_arrays("shapes", "test")
+    assert x.dtype == np.uint8
+    np.testing.assert_array_equal(x, xa)
+    np.testing.assert_array_equal(y, ya)
+    # image_size resizes the masks with nearest neighbour: still class indices, never blends.
+    ds, small = load_dataset("shapes", "test", batch_size=300, image_size=(32, 32),
+                             shuffle=False)  # fmt: skip
+    xs, ys = next(iter(ds))
+    assert small.input_shape == (32, 32, 3) and xs.shape == (300, 32, 32, 3)
+    assert ys.shape == (300, 32, 32) and ys.dtype == tf.int32
+    np.testing.assert_array_equal(ys.numpy(), ya[:, 1::2, 1::2])  # tf's half-pixel nearest
+
+
+def test_read_inputs_for_shapes(tmp_path):
+    info = dataset_info("shapes")
+    png = str(tmp_path / "photo.png")
+    write_png(png, size=(100, 80), mode="L")  # grayscale and the wrong size: converted
+    npz = str(tmp_path / "batch.npz")
+    raw = load_arrays("shapes", "test")[0][:3]
+    np.savez(npz, x=raw)
+    x = read_inputs([png, npz], info)
+    assert x.shape == (4, 64, 64, 3) and x.dtype == np.uint8
+    np.testing.assert_array_equal(x[1:], raw)
+    with pytest.raises(KerasdlUsageError, match="shape"):
+        read_inputs([str(tmp_path / "batch.npz")], dataset_info("mnist5k"))
 
 
 # ----------------------------------------------------------------------------- pipeline

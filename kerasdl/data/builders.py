@@ -258,8 +258,8 @@ SPECS: dict[str, Spec] = {
              "2,000 2-D points on two concentric circles (sklearn make_circles).",
              homepage=_SKLEARN),
         Spec("shapes", "segmentation", (64, 64, 3), SHAPE_NAMES, _shapes,
-             "2,000 synthetic 64x64 RGB images of 1-3 circles, squares and triangles with "
-             "per-pixel masks (0 background, 1 circle, 2 square, 3 triangle).",
+             "2,000 synthetic 64x64 RGB images of circles, squares and triangles; per-pixel "
+             "masks.",
              image_std=255.0),
     )
 }  # fmt: skip
