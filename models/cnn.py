@@ -104,7 +104,8 @@ def CNN1D(
     """Build a 1-D conv net as a functional ``keras.Model`` with logits output.
 
     Args:
-        input_shape: ``(length, channels)``, e.g. ``(128, 1)`` for a mono signal; the
+        input_shape: ``(length, channels)``, e.g. ``(128, 1)`` for a mono signal, or an image
+            ``(height, width, channels)``, read as a sequence of ``height`` rows; the
             length must be at least ``pool_size ** blocks``.
         num_classes: logits size; 1 gives a single linear output (regression).
         blocks: number of conv blocks. Default: ``len(filters)`` for a list, else 3.
@@ -148,15 +149,18 @@ def CNN1D(
     pieces = units_multiplier(activation)  # k for maxout, else 1; validates the activation
     reg = l2_regularizer(name, l2)
     min_length = pool_size**blocks
-    if len(input_shape) != 2 or input_shape[0] < min_length:
+    if len(input_shape) not in (2, 3) or input_shape[0] < min_length:
         raise KerasdlUsageError(
-            f"{name} needs a sequence input of shape (length, channels) with length >= "
-            f"{min_length} (pool_size={pool_size} ** blocks={blocks}). "
+            f"{name} needs a sequence input of shape (length, channels) (or an image, read row by "
+            f"row) with length >= {min_length} (pool_size={pool_size} ** blocks={blocks}). "
             f"Received: input_shape={input_shape}"
         )
 
-    inputs = keras.Input(shape=input_shape, name="input")  # (B, L, C)
+    inputs = keras.Input(shape=input_shape, name="input")  # (B, L, C) or (B, H, W, C)
     x = inputs
+    if len(input_shape) == 3:
+        # An image is read as a sequence of rows ("row-sequential MNIST"): (B, H, W * C).
+        x = keras.layers.Reshape((input_shape[0], input_shape[1] * input_shape[2]), name="input_rows")(x)
     for i, width in enumerate(widths, start=1):
         block = f"block{i}"
         x = keras.layers.Conv1D(

@@ -141,14 +141,20 @@ def test_cnn1d_shapes_features_and_names():
     assert "top_maxpool" in _check_names(maxpool)
 
 
-@pytest.mark.parametrize("shape", [(4,), (7, 1), (32, 32, 1)])
+@pytest.mark.parametrize("shape", [(4,), (7, 1), (4, 4, 1), (2, 2, 2, 2)])
 def test_cnn1d_rejects_inputs_it_cannot_take(shape):
     with pytest.raises(KerasdlUsageError) as err:
         build_model("cnn1d", input_shape=shape, num_classes=2)
     assert str(err.value) == (
-        "cnn1d needs a sequence input of shape (length, channels) with length >= 8 "
-        f"(pool_size=2 ** blocks=3). Received: input_shape={shape}"
+        "cnn1d needs a sequence input of shape (length, channels) (or an image, read row by "
+        f"row) with length >= 8 (pool_size=2 ** blocks=3). Received: input_shape={shape}"
     )
+
+
+def test_cnn1d_reads_an_image_as_a_sequence_of_rows():
+    model = build_model("cnn1d", input_shape=(28, 28, 1), num_classes=10)
+    assert model.get_layer("input_rows").output.shape == (None, 28, 28)
+    assert model.output_shape == (None, 10)
 
 
 def test_cnn1d_bad_options():
