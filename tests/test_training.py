@@ -14,7 +14,7 @@ from kerasdl.errors import KerasdlUsageError, UnknownNameError
 def lr_curve(**kw):
     from kerasdl.optim import make_schedule
 
-    config = RunConfig(**{"epochs": 10, "learning_rate": 0.1, **kw})
+    config = RunConfig(**{"epochs": 10, "learning_rate": 0.1, "schedule": "constant", **kw})
     schedule = make_schedule(config, steps_per_epoch=10)
     return np.array([float(schedule(s)) for s in range(100)])
 
