@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from kerasdl.errors import KerasdlUsageError, UnknownNameError
+from kerasdl.errors import KerasdlUsageError, UnknownNameError, first_line
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw")
 FREEZE = ("none", "backbone")
@@ -168,8 +168,7 @@ def read_yaml(path: str) -> dict:
     except FileNotFoundError:
         raise KerasdlUsageError(f"config file not found: {path}") from None
     except (OSError, yaml.YAMLError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise KerasdlUsageError(f"cannot read config file {path}: {first}") from None
+        raise KerasdlUsageError(f"cannot read config file {path}: {first_line(exc)}") from None
     if values is None:
         return {}
     if not isinstance(values, dict):

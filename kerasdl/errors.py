@@ -42,3 +42,9 @@ def closest(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
             if len(hits) >= n:
                 break
     return [lowered[h] for h in hits]
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message (or its type), for one-line errors."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__

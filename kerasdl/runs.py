@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kerasdl.config import RunConfig, read_yaml
-from kerasdl.errors import KerasdlUsageError
+from kerasdl.errors import KerasdlUsageError, first_line
 
 CONFIG = "config.yaml"
 DATASET = "dataset.json"
@@ -106,6 +106,5 @@ def load_run(run_dir: str) -> LoadedRun:
     try:
         model.load_weights(weights)
     except Exception as exc:  # h5py / keras raise many types for a torn or foreign file
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise KerasdlUsageError(f"corrupt checkpoint {weights}: {first}") from None
+        raise KerasdlUsageError(f"corrupt checkpoint {weights}: {first_line(exc)}") from None
     return LoadedRun(run_dir, config, info, model)

@@ -22,7 +22,7 @@ import numpy as np
 from kerasdl import callbacks as cb
 from kerasdl import evaluation, plots, runs
 from kerasdl.config import RunConfig
-from kerasdl.errors import KerasdlUsageError
+from kerasdl.errors import KerasdlUsageError, first_line
 
 REGRESSION_LOSSES = ("mse", "mae", "msle", "huber")
 SPLITS = ("train", "validation", "test")
@@ -123,10 +123,9 @@ def build_for_dataset(config: RunConfig, info):
     except KerasdlUsageError:
         raise
     except (ValueError, TypeError) as exc:  # keras's own shape checks
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise KerasdlUsageError(
             f"model {config.model!r} cannot take dataset {config.dataset!r} "
-            f"(input_shape={tuple(info.input_shape)}): {first}"
+            f"(input_shape={tuple(info.input_shape)}): {first_line(exc)}"
         ) from None
 
 

@@ -185,6 +185,16 @@ def test_regression_run_reports_r2(run_cli, tmp_path):
             "--name", "reg", cwd=tmp_path, check=0)
     test = json.loads((tmp_path / "runs" / "reg" / "metrics.json").read_text())["test"]
     assert {"mse", "mae", "r2"} <= set(test) and test["r2"] > 0.2
+    # predict from a CSV with the training columns (and an extra id column, ignored).
+    from kerasdl.data import load_arrays
+
+    x, y, info = load_arrays("diabetes", "test")
+    header = ",".join(["id", *info.feature_names])
+    rows = "\n".join(",".join([str(i), *map(str, r)]) for i, r in enumerate(x[:5]))
+    (tmp_path / "patients.csv").write_text(header + "\n" + rows + "\n")
+    out = run_cli("predict", tmp_path / "runs" / "reg", tmp_path / "patients.csv", cwd=tmp_path, check=0).stdout
+    values = [float(line.split("\t")[1]) for line in out.strip().splitlines()]
+    assert len(values) == 5 and all(25 < v < 346 for v in values)  # the target's range in the data
 
 
 # ---- bad input: exit 2, one line, nothing damaged --------------------------------------------------
