@@ -107,4 +107,6 @@ def load_run(run_dir: str) -> LoadedRun:
         model.load_weights(weights)
     except Exception as exc:  # h5py / keras raise many types for a torn or foreign file
         raise KerasdlUsageError(f"corrupt checkpoint {weights}: {first_line(exc)}") from None
-    return LoadedRun(run_dir, config, info, model)
+    from kerasdl.training import main_output
+
+    return LoadedRun(run_dir, config, info, main_output(model))

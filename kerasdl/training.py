@@ -111,6 +111,28 @@ def load_splits(config: RunConfig, splits=SPLITS, *, shuffle_train: bool = True)
     return out, replace(info, splits={**info.splits, **sizes})
 
 
+AUX_LOSS_WEIGHT = 0.3  # Szegedy et al. 2015: auxiliary classifier losses weighted by 0.3
+
+
+def with_default_options(config: RunConfig) -> RunConfig:
+    """Fill model options whose default depends on the run: GoogLeNet-style auxiliary classifiers
+    are switched on when training from scratch (the paper's recipe) and off for transfer."""
+    from kerasdl.models import model_info
+
+    if "aux_logits" in model_info(config.model).overrides and "aux_logits" not in config.model_options:
+        return config.replace(model_options={**config.model_options, "aux_logits": not config.init_from})
+    return config
+
+
+def main_output(model):
+    """The inference model: the first output of a model trained with auxiliary heads."""
+    import keras
+
+    if len(model.outputs) == 1:
+        return model
+    return keras.Model(model.inputs, model.outputs[0], name=model.name)
+
+
 def build_for_dataset(config: RunConfig, info):
     """Build ``config.model`` for the dataset's shape; a shape the model cannot take is bad input."""
     from kerasdl.models import build_model
@@ -156,7 +178,7 @@ def resume_config(run_dir: str, **overrides) -> RunConfig:
 def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
           rich_progress: bool | None = None, echo=print) -> TrainResult:
     """Run one training job end to end and write its run directory."""
-    config = config.resolved()
+    config = with_default_options(config.resolved())
     config.validate()
     set_seed(config.seed)
     run_dir = config.run_dir
@@ -182,11 +204,16 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
     from kerasdl.optim import make_optimizer
 
     steps = math.ceil(info.splits["train"] / config.batch_size)
-    model.compile(
-        optimizer=make_optimizer(config, steps),
-        loss=loss,
-        metrics=make_metrics(config, info),
-    )
+    extra_heads = len(model.outputs) - 1
+    if extra_heads:  # auxiliary classifiers: the same labels for every head, weighted losses
+        n = extra_heads + 1
+        train_ds = train_ds.map(lambda x, y: (x, (y,) * n))
+        val_ds = val_ds.map(lambda x, y: (x, (y,) * n))
+        model.compile(optimizer=make_optimizer(config, steps), loss=[loss] * n,
+                      loss_weights=[1.0] + [AUX_LOSS_WEIGHT] * extra_heads,
+                      metrics=[make_metrics(config, info)] + [[] for _ in range(extra_heads)])
+    else:
+        model.compile(optimizer=make_optimizer(config, steps), loss=loss, metrics=make_metrics(config, info))
     config.save(runs.path(run_dir, runs.CONFIG))
     runs.write_json(runs.path(run_dir, runs.DATASET), info.to_dict())
     runs.write_json(runs.path(run_dir, runs.METRICS), {"status": "running"})
@@ -238,6 +265,7 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
             f"{config.monitor}; no checkpoint to keep (try a lower --lr)"
         )
     model.load_weights(best_path)
+    model = main_output(model)  # auxiliary heads only help training
     model.save(runs.path(run_dir, runs.MODEL))
 
     test = evaluation.evaluate_model(model, test_ds, info)

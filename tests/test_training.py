@@ -67,3 +67,19 @@ def test_config_validation_and_yaml(tmp_path):
     assert resolved.name.startswith("mlp-mnist5k-")
     resolved.save(str(tmp_path / "saved.yaml"))
     assert RunConfig.from_yaml(str(tmp_path / "saved.yaml")) == resolved  # round trip
+
+
+def test_auxiliary_heads_default_on_from_scratch_only():
+    from kerasdl.models import build_model
+    from kerasdl.training import main_output, with_default_options
+
+    assert with_default_options(RunConfig(model="googlenet")).model_options == {"aux_logits": True}
+    assert with_default_options(RunConfig(model="googlenet", init_from="runs/x")).model_options == {"aux_logits": False}
+    assert with_default_options(RunConfig(model="googlenet", model_options={"aux_logits": False})).model_options == {
+        "aux_logits": False}
+    assert with_default_options(RunConfig(model="lenet5")).model_options == {}
+    model = build_model("googlenet", input_shape=(32, 32, 3), num_classes=10, aux_logits=True)
+    assert len(model.outputs) == 3
+    inference = main_output(model)
+    assert len(inference.outputs) == 1 and inference.output_shape == (None, 10)
+    assert not any(layer.name.startswith("aux") for layer in inference.layers)
