@@ -176,8 +176,12 @@ def resume_config(run_dir: str, **overrides) -> RunConfig:
 
 
 def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
-          rich_progress: bool | None = None, echo=print) -> TrainResult:
-    """Run one training job end to end and write its run directory."""
+          rich_progress: bool | None = None, echo=print, progress: bool = True) -> TrainResult:
+    """Run one training job end to end and write its run directory.
+
+    ``rich_progress``: None picks a rich bar on a terminal and plain lines otherwise;
+    ``progress=False`` prints nothing per epoch (``echo`` still gets the one-line summary).
+    """
     config = with_default_options(config.resolved())
     config.validate()
     set_seed(config.seed)
@@ -230,7 +234,7 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
         cb.HistoryLog(history_path),
         best,
         keras.callbacks.TensorBoard(runs.path(run_dir, runs.LOGS), write_graph=False, profile_batch=0),
-        cb.Progress(config.epochs, steps, rich_bar=rich_progress),
+        *([cb.Progress(config.epochs, steps, rich_bar=rich_progress)] if progress else []),
         # Last: an epoch's history row and best checkpoint are on disk before its backup is.
         keras.callbacks.BackupAndRestore(runs.path(run_dir, runs.BACKUP)),
     ]
