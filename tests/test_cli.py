@@ -258,3 +258,13 @@ def test_existing_run_is_not_damaged_by_a_refused_or_failed_overwrite(run_cli, t
     # --overwrite with a bad model fails validation *before* the old run is touched.
     assert_one_line_error(run_cli("train", "--model", "nope", "--name", "keep", "--overwrite", cwd=tmp_path))
     assert {p.name: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_models_and_datasets_listings(run_cli, tmp_path):
+    proc = run_cli("models", "--family", "lenet", cwd=tmp_path, check=0)
+    assert "lenet5" in proc.stdout and "61,706" in proc.stdout and "(28, 28, 1)" in proc.stdout
+    assert "resnet20" in run_cli("models", "--no-params", cwd=tmp_path, check=0).stdout
+    proc = run_cli("datasets", cwd=tmp_path, check=0)
+    for name in ("mnist5k", "digits", "iris", "diabetes", "spirals", "shapes"):
+        assert name in proc.stdout
+    assert "3500/500/1000" in proc.stdout
