@@ -38,7 +38,8 @@ def run_cli(data_dir):
     """Run ``kerasdl ARGS`` as a real subprocess; returns CompletedProcess (text)."""
 
     def run(*args, cwd, timeout=600, check=None):
-        env = dict(os.environ, KERASDL_DATA_DIR=data_dir, KERASDL_OFFLINE="1", COLUMNS="200")
+        env = dict(os.environ, KERASDL_DATA_DIR=data_dir, KERASDL_OFFLINE="1", COLUMNS="200",
+                   XDG_CACHE_HOME=os.path.join(data_dir, "cache"))
         proc = subprocess.run(kerasdl_exe() + [str(a) for a in args], cwd=cwd, env=env,
                               capture_output=True, text=True, timeout=timeout)
         if check is not None:
