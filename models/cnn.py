@@ -172,7 +172,7 @@ def CNN1D(
             name=f"{block}_conv",
         )(x)  # (B, L, k * F)
         if batch_norm:
-            x = keras.layers.BatchNormalization(name=f"{block}_bn")(x)
+            x = keras.layers.BatchNormalization(momentum=0.9, name=f"{block}_bn")(x)
         x = activation_layer(activation, name_prefix=block, spatial_dims=1)(x)  # (B, L, F)
         x = keras.layers.MaxPooling1D(pool_size, name=f"{block}_pool")(x)  # (B, L / p, F)
 
@@ -343,14 +343,14 @@ def CNN(
                 name=unit,
             )(x)  # (B, h, w, k * F)
             if fold_bn:
-                x = keras.layers.BatchNormalization(name=f"{unit}_bn")(x)
+                x = keras.layers.BatchNormalization(momentum=0.9, name=f"{unit}_bn")(x)
                 i += 1  # the "n" is consumed here
             x = activation_layer(activation, name_prefix=unit, spatial_dims=2)(x)  # (B,h,w,F)
         elif letter == "p":
             x = keras.layers.MaxPooling2D(2, name=f"{block}_pool")(x)  # (B, h/2, w/2, F)
             pools += 1
         elif letter == "n":
-            x = keras.layers.BatchNormalization(name=f"{block}_bn{j}")(x)
+            x = keras.layers.BatchNormalization(momentum=0.9, name=f"{block}_bn{j}")(x)
         elif letter == "d":
             if rate:
                 x = keras.layers.Dropout(rate, name=f"{block}_dropout{j}")(x)
@@ -366,7 +366,7 @@ def CNN(
                 dense_units * pieces, use_bias=not fold_bn, kernel_regularizer=reg, name=unit
             )(x)  # (B, k * dense_units)
             if fold_bn:
-                x = keras.layers.BatchNormalization(name=f"{unit}_bn")(x)
+                x = keras.layers.BatchNormalization(momentum=0.9, name=f"{unit}_bn")(x)
                 i += 1
             x = activation_layer(activation, name_prefix=unit)(x)  # (B, dense_units)
         i += 1

@@ -188,7 +188,7 @@ def _conv_bn_act(x, filters, activation, name, *, kernel_size=1, strides=1, padd
     x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding=padding,
                             use_bias=False, kernel_initializer=CONV_INITIALIZER,
                             name=f"{name}_conv")(x)
-    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
     if activation is None:
         return x
     return activation_layer(activation, name_prefix=name, spatial_dims=2)(x)
@@ -208,7 +208,7 @@ def mbconv_block(x, *, filters_in, filters_out, expand_ratio, kernel_size, strid
         kernel_size, strides=strides, padding="valid" if strides == 2 else "same",
         use_bias=False, depthwise_initializer=CONV_INITIALIZER, name=f"{name}_dwconv",
     )(x)
-    x = keras.layers.BatchNormalization(name=f"{name}_dwconv_bn")(x)
+    x = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_dwconv_bn")(x)
     x = activation_layer(activation, name_prefix=f"{name}_dwconv", spatial_dims=2)(x)
 
     # Squeeze-and-excitation: per-channel gates in (0, 1) computed from the global context.

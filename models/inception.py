@@ -111,7 +111,7 @@ def _conv(x, filters: int, kernel: int, *, name: str, batch_norm: bool, strides:
         name=f"{name}_conv",
     )(x)
     if batch_norm:
-        x = keras.layers.BatchNormalization(epsilon=1e-3, name=f"{name}_bn")(x)
+        x = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-3, name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_act")(x)
 
 

@@ -106,7 +106,7 @@ def MLP(
             name=f"{block}_linear",
         )(x)  # (B, k * units)
         if batch_norm:
-            x = keras.layers.BatchNormalization(name=f"{block}_bn")(x)
+            x = keras.layers.BatchNormalization(momentum=0.9, name=f"{block}_bn")(x)
         x = activation_layer(activation, name_prefix=block)(x)  # (B, units)
         if rate:
             x = keras.layers.Dropout(rate, name=f"{block}_dropout")(x)

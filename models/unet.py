@@ -173,7 +173,7 @@ def UNet(
                 name=unit,
             )(x)  # (B, h, w, k * F)
             if batch_norm:
-                x = keras.layers.BatchNormalization(name=f"{unit}_bn")(x)
+                x = keras.layers.BatchNormalization(momentum=0.9, name=f"{unit}_bn")(x)
             x = activation_layer(activation, name_prefix=unit, spatial_dims=2)(x)  # (B,h,w,F)
         return x
 

@@ -120,7 +120,7 @@ def VGG(
             layer = f"block{b}_conv{i}"
             x = keras.layers.Conv2D(filters, kernel, padding="same", name=layer)(x)
             if batch_norm:
-                x = keras.layers.BatchNormalization(name=f"{layer}_bn")(x)
+                x = keras.layers.BatchNormalization(momentum=0.9, name=f"{layer}_bn")(x)
             x = keras.layers.ReLU(name=f"{layer}_act")(x)  # (B, H_b, W_b, filters)
         x = keras.layers.MaxPooling2D(2, strides=2, name=f"block{b}_pool")(x)  # halves H, W
 

@@ -63,7 +63,7 @@ EXIT_CONVS = (1536, 2048)
 
 
 def _bn(name: str):
-    return keras.layers.BatchNormalization(name=name)
+    return keras.layers.BatchNormalization(momentum=0.9, name=name)
 
 
 def _residual_block(x, filters: Sequence[int], pre_relu: bool, downsample: bool, block: str):
