@@ -7,6 +7,9 @@ The lecture recipe, one flag each (``kerasdl train --init-from runs/<source> ...
    weighted layers of the backbone train;
 3. fine-tune everything with a lower learning rate: ``--freeze none --lr 1e-4``.
 
+Steps 2 and 3 work best started from step 1's run (``--init-from`` that run): its head is already
+trained, so the first fine-tuning steps do not push large random-head gradients into the backbone.
+
 Weights are matched by layer name (builders name layers hierarchically, so ``conv2_conv`` means
 the same thing in both models) and copied where every weight's shape agrees. A layer whose
 shapes differ -- the classifier ``head_logits`` when the class count changed -- keeps its fresh
