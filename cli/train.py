@@ -7,7 +7,7 @@ import click
 from kerasdl.tfquiet import import_tensorflow
 from click.core import ParameterSource
 
-from kerasdl.config import OPTIMIZERS, SCHEDULES, RunConfig
+from kerasdl.config import LOSSES, OPTIMIZERS, SCHEDULES, RunConfig
 
 from .options import data_dir_option, export_dir_option
 from .render import print_metrics
@@ -61,7 +61,9 @@ def _parse_model_opts(values: tuple[str, ...]) -> dict:
 @click.option("--min-lr", type=float, help="Floor for cosine/onecycle/plateau.  [default: 0]")
 @click.option("--augment", help="Training augmentation: auto (shifts for images >= 16px), none, translate."
               "  [default: auto]")
-@click.option("--loss", help="Loss name (default: sparse_categorical_crossentropy, or mse for regression).")
+@click.option("--loss", help=f"One of {', '.join(LOSSES)}; classification losses take the logits "
+              "(binary_crossentropy: two-class sets, one logit).  [default: sparse_categorical_crossentropy, "
+              "mse for regression]")
 @click.option("--patience", type=click.IntRange(min=0), help="Early-stopping patience, 0 = off.  [default: 10]")
 @click.option("--monitor", help="Metric for early stopping and the best checkpoint.  [default: val_loss]")
 @click.option("--seed", type=int, help="Random seed (same seed, same data, same metrics).  [default: 0]")

@@ -16,18 +16,12 @@ from typing import Any, Mapping
 import yaml
 
 from kerasdl.errors import KerasdlUsageError, UnknownNameError, first_line
+from kerasdl.losses import LOSSES as LOSS_REGISTRY
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw")
 FREEZE = ("none", "backbone")
 SCHEDULES = ("constant", "step", "cosine", "onecycle", "plateau")
-LOSSES = (
-    "sparse_categorical_crossentropy",
-    "binary_crossentropy",  # two-class sets: one sigmoid logit instead of two softmax logits
-    "mse",
-    "mae",
-    "msle",
-    "huber",
-)
+LOSSES = tuple(LOSS_REGISTRY)  # see kerasdl/losses.py; binary_crossentropy: one sigmoid logit
 
 
 @dataclass

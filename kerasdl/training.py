@@ -24,7 +24,6 @@ from kerasdl import evaluation, plots, runs
 from kerasdl.config import RunConfig
 from kerasdl.errors import KerasdlUsageError, first_line
 
-REGRESSION_LOSSES = ("mse", "mae", "msle", "huber")
 SPLITS = ("train", "validation", "test")
 
 
@@ -50,30 +49,15 @@ def set_seed(seed: int) -> None:
 
 
 def make_loss(config: RunConfig, info):
-    """The loss object for ``config.loss`` (or the task's default), checked against the task."""
-    import keras
+    """The loss object for ``config.loss`` (or the task's default), checked against the task.
 
-    task = info.task
-    default = {"regression": "mse"}.get(task, "sparse_categorical_crossentropy")
-    name = config.loss or default
-    if task == "regression" and name not in REGRESSION_LOSSES:
-        raise KerasdlUsageError(
-            f"loss {name!r} does not fit a regression dataset; use one of {', '.join(REGRESSION_LOSSES)}"
-        )
-    if task != "regression" and name in REGRESSION_LOSSES:
-        raise KerasdlUsageError(f"loss {name!r} does not fit a {task} dataset; use sparse_categorical_crossentropy")
-    if name == "binary_crossentropy" and (task != "classification" or info.num_classes != 2):
-        raise KerasdlUsageError(
-            f"binary_crossentropy needs a two-class dataset; {config.dataset} has {info.num_classes} classes"
-        )
-    return {
-        "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        "binary_crossentropy": keras.losses.BinaryCrossentropy(from_logits=True),
-        "mse": keras.losses.MeanSquaredError(),
-        "mae": keras.losses.MeanAbsoluteError(),
-        "msle": keras.losses.MeanSquaredLogarithmicError(),
-        "huber": keras.losses.Huber(),
-    }[name]
+    Any registry loss (:mod:`kerasdl.losses`) that fits the dataset's task; ``binary_crossentropy``
+    only on two-class sets, where the model then outputs one logit (``runs.output_units``).
+    """
+    from kerasdl import losses
+
+    return losses.make_loss(config.loss or losses.default_loss(info.task), info.task, info.num_classes,
+                           dataset=config.dataset)
 
 
 def make_metrics(config: RunConfig, info) -> list:
@@ -125,11 +109,13 @@ def with_default_options(config: RunConfig) -> RunConfig:
 
 
 def main_output(model):
-    """The inference model: the first output of a model trained with auxiliary heads."""
+    """The inference model: the first output (of a model trained with auxiliary heads), uncompiled.
+
+    Uncompiled on purpose: ``model.keras`` must load with plain ``keras.saving.load_model``, and
+    a compile config naming a kerasdl loss would need ``kerasdl.losses`` registered first.
+    """
     import keras
 
-    if len(model.outputs) == 1:
-        return model
     return keras.Model(model.inputs, model.outputs[0], name=model.name)
 
 
