@@ -19,6 +19,7 @@ import click  # noqa: E402
 from kerasdl import __version__  # noqa: E402
 from kerasdl.errors import KerasdlUsageError  # noqa: E402
 
+from .augment_preview import augment_preview_command  # noqa: E402
 from .catalog import datasets_command, models_command  # noqa: E402
 from .evaluate import evaluate_command  # noqa: E402
 from .export import export_command  # noqa: E402
@@ -90,6 +91,7 @@ cli.add_command(predict_command)
 cli.add_command(export_command)
 cli.add_command(models_command)
 cli.add_command(datasets_command)
+cli.add_command(augment_preview_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

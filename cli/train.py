@@ -7,6 +7,7 @@ import click
 from kerasdl.tfquiet import import_tensorflow
 from click.core import ParameterSource
 
+from kerasdl.augment import HELP as AUGMENT_HELP
 from kerasdl.config import LOSSES, OPTIMIZERS, SCHEDULES, RunConfig
 
 from .options import data_dir_option, export_dir_option
@@ -59,8 +60,7 @@ def _parse_model_opts(values: tuple[str, ...]) -> dict:
 @click.option("--lr-decay-epochs", type=click.IntRange(min=1), help="Step schedule period.  [default: 10]")
 @click.option("--lr-decay-factor", type=float, help="Step/plateau multiplier.  [default: 0.1]")
 @click.option("--min-lr", type=float, help="Floor for cosine/onecycle/plateau.  [default: 0]")
-@click.option("--augment", help="Training augmentation: auto (shifts for images >= 16px), none, translate."
-              "  [default: auto]")
+@click.option("--augment", help=f"{AUGMENT_HELP}  [default: auto]")
 @click.option("--loss", help=f"One of {', '.join(LOSSES)}; classification losses take the logits "
               "(binary_crossentropy: two-class sets, one logit).  [default: sparse_categorical_crossentropy, "
               "mse for regression]")

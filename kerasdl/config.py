@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from kerasdl import augment
 from kerasdl.errors import KerasdlUsageError, UnknownNameError, first_line
 from kerasdl.losses import LOSSES as LOSS_REGISTRY
 
@@ -41,7 +42,7 @@ class RunConfig:
     lr_decay_epochs: int = 10  # step schedule: multiply by lr_decay_factor every this many epochs
     lr_decay_factor: float = 0.1  # step and plateau schedules
     min_learning_rate: float = 0.0  # floor of cosine / one-cycle / plateau
-    augment: str = "auto"  # training-split augmentation: auto | none | translate (see augment.py)
+    augment: str = "auto"  # training-split augmentation: auto | none | policy | a,b,c (see augment.py)
     loss: str | None = None  # None: sparse categorical cross-entropy (classes) or mse (regression)
     patience: int = 10  # early stopping on `monitor`; 0 turns it off
     monitor: str = "val_loss"
@@ -99,6 +100,7 @@ class RunConfig:
             raise UnknownNameError("optimizer", str(self.optimizer), OPTIMIZERS)
         if self.schedule not in SCHEDULES:
             raise UnknownNameError("schedule", str(self.schedule), SCHEDULES)
+        augment.parse(self.augment)  # unknown names, 'none' with others (the data decides the rest)
         if self.loss is not None and self.loss not in LOSSES:
             raise UnknownNameError("loss", str(self.loss), LOSSES)
         if self.warmup_epochs < 0 or self.warmup_epochs >= self.epochs:

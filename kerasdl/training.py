@@ -53,11 +53,15 @@ def make_loss(config: RunConfig, info):
 
     Any registry loss (:mod:`kerasdl.losses`) that fits the dataset's task; ``binary_crossentropy``
     only on two-class sets, where the model then outputs one logit (``runs.output_units``).
+    With mixup/cutmix the training targets are soft rows and validation keeps class ids, so the
+    default sparse cross-entropy becomes ``categorical_crossentropy`` (``augment.soft_target_loss``).
     """
-    from kerasdl import losses
+    from kerasdl import augment, losses
 
-    return losses.make_loss(config.loss or losses.default_loss(info.task), info.task, info.num_classes,
-                           dataset=config.dataset)
+    name = config.loss or losses.default_loss(info.task)
+    if augment.mixes_labels(augment.resolve(config.augment, info.input_shape, info.task)):
+        name = augment.soft_target_loss(name)  # mixup/cutmix: soft training targets, class ids on val
+    return losses.make_loss(name, info.task, info.num_classes, dataset=config.dataset)
 
 
 def make_metrics(config: RunConfig, info) -> list:
@@ -69,6 +73,10 @@ def make_metrics(config: RunConfig, info) -> list:
         return [keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")]  # threshold on the logit
     if info.task == "segmentation":
         return ["accuracy", keras.metrics.MeanIoU(info.num_classes, sparse_y_pred=False, name="mean_iou")]
+    from kerasdl import augment
+
+    if augment.mixes_labels(augment.resolve(config.augment, info.input_shape, info.task)):
+        return [augment.accuracy_metric()]  # soft training targets and validation class ids alike
     return ["accuracy"]
 
 
@@ -179,7 +187,8 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
     from kerasdl import augment
 
     transforms = augment.resolve(config.augment, info.input_shape, info.task)
-    train_ds = augment.apply(train_ds, transforms, info.input_shape, config.seed).prefetch(-1)
+    train_ds = augment.apply(train_ds, transforms, info.input_shape, config.seed, num_classes=info.num_classes,
+                             mean=info.mean, std=info.std).prefetch(-1)
     loss = make_loss(config, info)
     model = build_for_dataset(config, info)
     transfer = None
