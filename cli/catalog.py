@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import click
-from rich.table import Table
-
 from kerasdl.tfquiet import import_tensorflow
 
-from .render import console
+from .render import console, print_rows
 
 
 @click.command("models", epilog="\b\nExamples:\n  kerasdl models\n  kerasdl models --family resnet")
@@ -28,15 +26,14 @@ def models_command(family, no_params):
 
         raise UnknownNameError("family", family, {model_info(n).family for n in list_models()})
     counts = {} if no_params else _param_counts(names)
-    table = Table(title="kerasdl models", header_style="bold")
-    for col in ("name", "family", "task", "default input", "classes", "parameters", "paper"):
-        table.add_column(col, justify="right" if col in ("classes", "parameters") else "left")
+    columns = ("name", "family", "task", "default input", "classes", "parameters", "paper")
+    rows = []
     for name in names:
         info = model_info(name)
         params = f"{counts[name]:,}" if name in counts else "-"
-        table.add_row(name, info.family, info.task, str(tuple(info.default_input_shape)),
-                      str(info.default_num_classes), params, info.paper)
-    console.print(table)
+        rows.append((name, info.family, info.task, "x".join(str(d) for d in info.default_input_shape),
+                     str(info.default_num_classes), params, info.paper))
+    print_rows("kerasdl models", columns, rows, right=("classes", "parameters"), wrap=("paper",))
 
 
 def _param_counts(names: list[str]) -> dict:
@@ -93,12 +90,11 @@ def datasets_command():
     import_tensorflow()  # quietly, before anything else loads it
     from kerasdl.data import list_datasets
 
-    table = Table(title="kerasdl offline datasets", header_style="bold")
-    for col in ("name", "task", "input", "classes", "train/val/test", "description"):
-        table.add_column(col)
+    columns = ("name", "task", "input", "classes", "train/val/test", "description")
+    rows = []
     for d in list_datasets():
         sizes = d.get("splits") or d.get("sizes") or {}
         split_text = "/".join(str(sizes.get(k, "?")) for k in ("train", "validation", "test")) if sizes else "-"
-        table.add_row(d["name"], d.get("task", ""), str(tuple(d.get("input_shape", ()))),
-                      str(d.get("num_classes", "")), split_text, d.get("description", ""))
-    console.print(table)
+        rows.append((d["name"], d.get("task", ""), "x".join(str(v) for v in d.get("input_shape", ())),
+                     str(d.get("num_classes", "")), split_text, d.get("description", "")))
+    print_rows("kerasdl offline datasets", columns, rows, wrap=("description",))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Iterable, Mapping, Sequence
 
+import click
 from rich.console import Console
 from rich.table import Table
 
@@ -33,3 +34,25 @@ def print_metrics(report: Mapping, title: str = "metrics", class_names=None) -> 
         for name, acc in zip(class_names, per_class):
             pc.add_row(str(name), "-" if acc is None else f"{acc:.2%}")
         console.print(pc)
+
+
+def print_rows(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]], *,
+               right: Sequence[str] = (), wrap: Sequence[str] = ()) -> None:
+    """A listing: a rich table on a terminal, tab-separated lines (header first) otherwise.
+
+    Plain lines keep ``kerasdl models | grep resnet`` and ``| cut -f6`` useful; on a terminal
+    only the ``wrap`` columns fold, so names and numbers stay on one line.
+    """
+    rows = list(rows)
+    if not console.is_terminal:
+        click.echo("\t".join(columns))
+        for row in rows:
+            click.echo("\t".join(str(cell).replace("\t", " ") for cell in row))
+        return
+    table = Table(title=title, header_style="bold")
+    for col in columns:
+        table.add_column(col, justify="right" if col in right else "left", no_wrap=col not in wrap,
+                         overflow="fold" if col in wrap else "ellipsis")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)

@@ -262,7 +262,10 @@ def test_existing_run_is_not_damaged_by_a_refused_or_failed_overwrite(run_cli, t
 
 def test_models_and_datasets_listings(run_cli, tmp_path):
     proc = run_cli("models", "--family", "lenet", cwd=tmp_path, check=0)
-    assert "lenet5" in proc.stdout and "61,706" in proc.stdout and "(28, 28, 1)" in proc.stdout
+    # Not a terminal: tab-separated lines, header first, one line per model.
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].split("\t")[:6] == ["name", "family", "task", "default input", "classes", "parameters"]
+    assert ["lenet5", "lenet", "classification", "28x28x1", "10", "61,706"] in [l.split("\t")[:6] for l in lines]
     assert "resnet20" in run_cli("models", "--no-params", cwd=tmp_path, check=0).stdout
     proc = run_cli("datasets", cwd=tmp_path, check=0)
     for name in ("mnist5k", "digits", "iris", "diabetes", "spirals", "shapes"):
