@@ -331,7 +331,7 @@ def test_training_make_loss_uses_the_registry_and_its_defaults():
     from kerasdl import runs, training
 
     def info(task, n):
-        return SimpleNamespace(task=task, num_classes=n)
+        return SimpleNamespace(task=task, num_classes=n, input_shape=(4,))  # tabular: no augmentation
 
     cases = [(None, "classification", 10, "sparse_categorical_crossentropy"),
              (None, "segmentation", 3, "sparse_categorical_crossentropy"),
