@@ -50,6 +50,8 @@ Layer names: ``embed_patches``, ``embed_tokens``, then for Mixer ``block{i}_norm
 
 from __future__ import annotations
 
+import math
+
 from typing import Sequence
 
 import keras
@@ -242,7 +244,13 @@ def GMLP(
         )
 
     inputs = keras.Input(shape=input_shape, name="input")  # (B, H, W, C_in)
-    x = patch_embedding(inputs, width, patch_size, name="embed")  # (B, S, C)
+    # Patch-embedding bias as PyTorch's conv default (the reference code's), U(+-1/sqrt(fan_in)),
+    # not keras's zeros: with a zero bias an all-zero patch (an MNIST border) embeds to an exactly
+    # zero token, the gating keeps it zero in every block, and each LayerNorm then multiplies its
+    # gradient by 1/sqrt(epsilon) = 1000 -- an overflow to NaN within a few of the 30 blocks.
+    bound = 1.0 / math.sqrt(patch_size * patch_size * input_shape[-1])
+    x = patch_embedding(inputs, width, patch_size, name="embed",
+                        bias_initializer=keras.initializers.RandomUniform(-bound, bound))  # (B, S, C)
     for i in range(1, depth + 1):
         block = f"block{i}"
         y = _layer_norm(f"{block}_norm")(x)

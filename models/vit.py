@@ -262,10 +262,11 @@ def check_patch_grid(model: str, input_shape: tuple, patch_size: int) -> tuple[i
     return input_shape[0] // patch_size, input_shape[1] // patch_size
 
 
-def patch_embedding(x, width: int, patch_size: int, *, name: str):
+def patch_embedding(x, width: int, patch_size: int, *, name: str, bias_initializer="zeros"):
     """Cut ``(B, H, W, C)`` into P x P patches and project each linearly to ``width``:
     one ``P x P`` conv with stride ``P`` (the paper's ``E``), then ``(B, N, D)`` tokens."""
-    x = keras.layers.Conv2D(width, patch_size, strides=patch_size, name=f"{name}_patches")(x)
+    x = keras.layers.Conv2D(width, patch_size, strides=patch_size, bias_initializer=bias_initializer,
+                            name=f"{name}_patches")(x)
     grid_h, grid_w = x.shape[1], x.shape[2]  # (B, H/P, W/P, D)
     return keras.layers.Reshape((grid_h * grid_w, width), name=f"{name}_tokens")(x)  # (B, N, D)
 
