@@ -8,7 +8,7 @@ from kerasdl.tfquiet import import_tensorflow
 from click.core import ParameterSource
 
 from kerasdl.augment import HELP as AUGMENT_HELP
-from kerasdl.config import LOSSES, OPTIMIZERS, SCHEDULES, RunConfig
+from kerasdl.config import DROPOUT_SCHEDULES, INITIALIZERS, INPUT_NORMS, LOSSES, OPTIMIZERS, SCHEDULES, RunConfig
 
 from .options import data_dir_option, export_dir_option
 from .render import print_metrics
@@ -18,6 +18,10 @@ Examples:
   kerasdl train                                      # lenet5 on mnist5k with the defaults
   kerasdl train --model mlp --dataset digits --epochs 40 --model-opt width=256 --model-opt dropout=0.2
   kerasdl train --optimizer nesterov --lr 0.05 --schedule cosine --warmup-epochs 1
+  kerasdl train --model mlp --model-opt width=1024 --model-opt dropout=0.5 --dropout-schedule early \\
+                --dropout-epochs 5 --l2 1e-4 --label-smoothing 0.1        # regularisation
+  kerasdl train --model resnet20 --image-size 32,32 --agc 0.01 --ema 0.999 --stochastic-depth 0.1
+  kerasdl train --model mlp --model-opt depth=20 --model-opt activation=sigmoid --diagnostics
   kerasdl train --config run.yaml --epochs 5         # YAML values, command line wins
   kerasdl train --resume runs/lenet5-mnist5k-20261123-101500   # continue after a crash or Ctrl-C
   kerasdl train --model lenet5 --dataset cifar10 --export      # any tfds catalog name (downloads)
@@ -59,7 +63,34 @@ def _parse_model_opts(values: tuple[str, ...]) -> dict:
 @click.option("--warmup-epochs", type=float, help="Linear warmup length in epochs.  [default: 0]")
 @click.option("--lr-decay-epochs", type=click.IntRange(min=1), help="Step schedule period.  [default: 10]")
 @click.option("--lr-decay-factor", type=float, help="Step/plateau multiplier.  [default: 0.1]")
-@click.option("--min-lr", type=float, help="Floor for cosine/onecycle/plateau.  [default: 0]")
+@click.option("--min-lr", type=float, help="Floor for cosine/onecycle/plateau; cyclic's low rate.  [default: 0]")
+@click.option("--lr-cycle-epochs", type=float, help="Cyclic schedule: epochs per up-and-down cycle.  [default: 4]")
+@click.option("--clip-value", type=float, help="Clip every gradient element to [-V, V].")
+@click.option("--clip-norm", type=float, help="Rescale the gradient to global L2 norm <= N.")
+@click.option("--agc", type=float, metavar="LAMBDA", help="Adaptive gradient clipping (Brock et al. 2021): "
+              "clip each unit's gradient to LAMBDA x its weight norm (e.g. 0.01).")
+@click.option("--accumulate", type=click.IntRange(min=1), help="Gradient accumulation: one update every N "
+              "batches (effective batch N x batch size).  [default: 1]")
+@click.option("--ema", type=float, metavar="MOMENTUM", help="Exponential moving average of the weights "
+              "(e.g. 0.999); validation, checkpoints and the saved model use the averaged weights.")
+@click.option("--init", help=f"Re-initialise every kernel: {', '.join(INITIALIZERS)} (zeros shows the "
+              "symmetry failure).  [default: the builder's own]")
+@click.option("--l1", type=float, help="L1 penalty on every kernel, added to the loss.  [default: 0]")
+@click.option("--l2", type=float, help="L2 penalty on every kernel, added to the loss (coupled; see "
+              "--weight-decay for decoupled).  [default: 0]")
+@click.option("--max-norm", type=float, help="Max-norm constraint: each unit's incoming weight vector "
+              "has L2 norm <= C after every update.")
+@click.option("--dropout-schedule", help=f"{', '.join(DROPOUT_SCHEDULES)}: early = dropout only in the first "
+              "--dropout-epochs epochs, late = only after them (Liu et al. 2023).  [default: constant]")
+@click.option("--dropout-epochs", type=click.IntRange(min=0), help="K of the early/late dropout schedule.")
+@click.option("--label-smoothing", type=float, help="Cross-entropy on targets (1-e)*onehot + e/K.  [default: 0]")
+@click.option("--stochastic-depth", type=float, help="Residual nets: drop-path rate of the last block, "
+              "linearly less before (Huang et al. 2016).")
+@click.option("--input-norm", help=f"Input normalisation: {', '.join(INPUT_NORMS)} (statistics from the "
+              "train split; channel_mean = per-channel mean subtraction).  [default: auto]")
+@click.option("--diagnostics", is_flag=True, default=None, help="Log per-layer gradient norms, activation "
+              "statistics and dead ReLUs to TensorBoard and diagnostics.csv; warn on vanishing/exploding "
+              "gradients.")
 @click.option("--augment", help=f"{AUGMENT_HELP}  [default: auto]")
 @click.option("--loss", help=f"One of {', '.join(LOSSES)}; classification losses take the logits "
               "(binary_crossentropy: two-class sets, one logit).  [default: sparse_categorical_crossentropy, "

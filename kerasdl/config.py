@@ -21,7 +21,10 @@ from kerasdl.losses import LOSSES as LOSS_REGISTRY
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw")
 FREEZE = ("none", "backbone")
-SCHEDULES = ("constant", "step", "cosine", "onecycle", "plateau")
+SCHEDULES = ("constant", "step", "cosine", "onecycle", "cyclic", "plateau")
+INITIALIZERS = ("he", "glorot", "lecun", "orthogonal", "zeros")  # see kerasdl/regularize.py
+DROPOUT_SCHEDULES = ("constant", "early", "late")
+INPUT_NORMS = ("auto", "scale", "standardize", "channel_mean", "none")
 LOSSES = tuple(LOSS_REGISTRY)  # see kerasdl/losses.py; binary_crossentropy: one sigmoid logit
 
 
@@ -41,7 +44,26 @@ class RunConfig:
     warmup_epochs: float = 0.0
     lr_decay_epochs: int = 10  # step schedule: multiply by lr_decay_factor every this many epochs
     lr_decay_factor: float = 0.1  # step and plateau schedules
-    min_learning_rate: float = 0.0  # floor of cosine / one-cycle / plateau
+    min_learning_rate: float = 0.0  # floor of cosine / one-cycle / plateau; cyclic's lower rate
+    lr_cycle_epochs: float = 4.0  # cyclic schedule: one full triangle (up and down) in this many epochs
+    # ---- regularisation (all off by default) ----
+    init: str | None = None  # re-initialise every kernel: he | glorot | lecun | orthogonal | zeros
+    l1: float = 0.0  # L1 penalty on every kernel (not biases / norm parameters)
+    l2: float = 0.0  # L2 penalty on every kernel (coupled, in the loss; see weight_decay for decoupled)
+    max_norm: float | None = None  # max-norm constraint on each unit's incoming weights
+    dropout_schedule: str = "constant"  # early: dropout only before epoch dropout_epochs; late: only from it
+    dropout_epochs: int = 0
+    label_smoothing: float = 0.0
+    stochastic_depth: float | None = None  # residual nets: drop rate of the last block (linear rule)
+    # ---- gradients ----
+    clip_value: float | None = None  # clip every gradient element to [-v, v]
+    clip_norm: float | None = None  # rescale the whole gradient to global L2 norm <= n
+    agc: float | None = None  # adaptive gradient clipping, unit-wise ratio lambda (Brock et al. 2021)
+    accumulate: int = 1  # gradient accumulation: one update every this many batches
+    ema: float | None = None  # exponential moving average of the weights, momentum (e.g. 0.999)
+    # ---- inputs ----
+    input_norm: str = "auto"  # auto | scale | standardize | channel_mean | none
+    diagnostics: bool = False  # gradient norms, activation statistics, dead ReLUs -> TensorBoard
     augment: str = "auto"  # training-split augmentation: auto | none | policy | a,b,c (see augment.py)
     loss: str | None = None  # None: sparse categorical cross-entropy (classes) or mse (regression)
     patience: int = 10  # early stopping on `monitor`; 0 turns it off
@@ -108,6 +130,38 @@ class RunConfig:
                 "warmup_epochs must be >= 0 and smaller than epochs. "
                 f"Received: warmup_epochs={self.warmup_epochs!r}, epochs={self.epochs!r}"
             )
+        if self.init is not None and self.init not in INITIALIZERS:
+            raise UnknownNameError("initializer", str(self.init), INITIALIZERS)
+        if self.dropout_schedule not in DROPOUT_SCHEDULES:
+            raise UnknownNameError("dropout schedule", str(self.dropout_schedule), DROPOUT_SCHEDULES)
+        if self.dropout_schedule != "constant" and not (
+            isinstance(self.dropout_epochs, int) and 1 <= self.dropout_epochs < self.epochs
+        ):
+            raise KerasdlUsageError(
+                f"dropout_schedule={self.dropout_schedule!r} needs 1 <= dropout_epochs < epochs. "
+                f"Received: dropout_epochs={self.dropout_epochs!r}, epochs={self.epochs!r}"
+            )
+        if self.input_norm not in INPUT_NORMS:
+            raise UnknownNameError("input normalisation", str(self.input_norm), INPUT_NORMS)
+        for key in ("l1", "l2"):
+            if not (isinstance(getattr(self, key), (int, float)) and getattr(self, key) >= 0):
+                raise KerasdlUsageError(f"{key} must be >= 0. Received: {key}={getattr(self, key)!r}")
+        for key in ("max_norm", "clip_value", "clip_norm", "agc", "lr_cycle_epochs"):
+            value = getattr(self, key)
+            if value is not None and not (isinstance(value, (int, float)) and value > 0):
+                raise KerasdlUsageError(f"{key} must be > 0. Received: {key}={value!r}")
+        if not (0.0 <= self.label_smoothing < 1.0):
+            raise KerasdlUsageError(
+                f"label_smoothing must be in [0, 1). Received: label_smoothing={self.label_smoothing!r}"
+            )
+        if self.stochastic_depth is not None and not (0.0 <= self.stochastic_depth < 1.0):
+            raise KerasdlUsageError(
+                f"stochastic_depth must be in [0, 1). Received: stochastic_depth={self.stochastic_depth!r}"
+            )
+        if self.ema is not None and not (0.0 < self.ema < 1.0):
+            raise KerasdlUsageError(f"ema (a momentum) must be in (0, 1). Received: ema={self.ema!r}")
+        if not isinstance(self.accumulate, int) or isinstance(self.accumulate, bool) or self.accumulate < 1:
+            raise KerasdlUsageError(f"accumulate must be a positive integer. Received: accumulate={self.accumulate!r}")
         if self.patience < 0:
             raise KerasdlUsageError(f"patience must be >= 0. Received: patience={self.patience!r}")
         if not isinstance(self.model_options, dict):

@@ -14,6 +14,9 @@ class KerasdlUsageError(ValueError):
     """Bad input from the user: a wrong name, an impossible shape, a corrupt file."""
 
 
+SHORT_LIST = 12  # an unknown name with no close match lists the valid names when there are this few
+
+
 class UnknownNameError(KerasdlUsageError):
     """A name (model, dataset, optimizer, ...) that kerasdl does not know."""
 
@@ -24,6 +27,8 @@ class UnknownNameError(KerasdlUsageError):
         message = f"unknown {kind} {name!r}"
         if self.suggestions:
             message += "; did you mean " + ", ".join(repr(s) for s in self.suggestions) + "?"
+        elif 0 < len(self.choices) <= SHORT_LIST:  # nothing close, but few choices: name them all
+            message += "; choose one of " + ", ".join(self.choices)
         if extra:
             message += (" " if self.suggestions else "; ") + extra
         super().__init__(message)

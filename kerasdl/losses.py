@@ -167,26 +167,34 @@ def binary_crossentropy(y_true, y_pred):
     return ops.mean(per_logit, axis=-1)
 
 
-def categorical_crossentropy(y_true, y_pred):
+def categorical_crossentropy(y_true, y_pred, smoothing: float = 0.0):
     """Categorical cross-entropy on logits, ``-sum_j t_j log p_j`` with ``log p = log_softmax(z)``.
 
     Takes class ids (one-hot inside) or one-hot / probability targets. Goodfellow et al.,
-    *Deep Learning*, section 6.2.2.3.
+    *Deep Learning*, section 6.2.2.3. ``smoothing`` = ε > 0 trains on the label-smoothed targets
+    ``(1 - ε) t + ε / K`` over ``K`` classes (Szegedy et al. 2016, "Rethinking the Inception
+    Architecture", section 7).
     """
     log_p, t = _log_probs_and_targets(y_true, y_pred)
+    if smoothing:
+        t = (1.0 - smoothing) * t + smoothing / log_p.shape[-1]
     return -ops.sum(t * log_p, axis=-1)
 
 
-def sparse_categorical_crossentropy(y_true, y_pred):
+def sparse_categorical_crossentropy(y_true, y_pred, smoothing: float = 0.0):
     """Cross-entropy with integer class ids, ``-log p_y = logsumexp(z) - z_y``.
 
     The same value as :func:`categorical_crossentropy` with one-hot targets, but only class ids
     are accepted (shape ``(...)`` or ``(..., 1)``), as in keras. The default classification and
     segmentation loss, so it runs the backend's fused kernel (``ops.sparse_categorical_crossentropy``,
     no one-hot tensor): the default training path costs what it did with keras's own loss.
+    ``smoothing`` = ε > 0: label smoothing, ``(1 - ε) (-log p_y) + ε mean_j (-log p_j)`` (the
+    cross-entropy with targets ``(1 - ε) onehot(y) + ε / K``, still without a one-hot tensor).
     """
-    if y_pred.shape[-1] == 1:  # one logit: the pair (0, z)
+    if y_pred.shape[-1] == 1 or smoothing:  # one logit: the pair (0, z)
         log_p, t = _log_probs_and_targets(y_true, y_pred, sparse=True)
+        if smoothing:
+            t = (1.0 - smoothing) * t + smoothing / log_p.shape[-1]
         return -ops.sum(t * log_p, axis=-1)
     return ops.sparse_categorical_crossentropy(_class_ids(y_true, y_pred), y_pred, from_logits=True)
 
@@ -390,6 +398,9 @@ def default_loss(task: str) -> str:
 def names_for(task: str) -> list[str]:
     """The losses that fit ``task``, in registry order."""
     return [name for name, spec in LOSSES.items() if task in spec.tasks]
+
+
+SMOOTHABLE = ("sparse_categorical_crossentropy", "categorical_crossentropy")  # take `smoothing`
 
 
 def make_loss(name: str, task: str, num_classes: int | None = None, *, dataset: str | None = None, **options):

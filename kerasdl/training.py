@@ -55,13 +55,22 @@ def make_loss(config: RunConfig, info):
     only on two-class sets, where the model then outputs one logit (``runs.output_units``).
     With mixup/cutmix the training targets are soft rows and validation keeps class ids, so the
     default sparse cross-entropy becomes ``categorical_crossentropy`` (``augment.soft_target_loss``).
+    ``label_smoothing`` > 0 trains the cross-entropies on smoothed targets (Szegedy et al. 2016).
     """
     from kerasdl import augment, losses
 
     name = config.loss or losses.default_loss(info.task)
     if augment.mixes_labels(augment.resolve(config.augment, info.input_shape, info.task)):
         name = augment.soft_target_loss(name)  # mixup/cutmix: soft training targets, class ids on val
-    return losses.make_loss(name, info.task, info.num_classes, dataset=config.dataset)
+    options = {}
+    if config.label_smoothing:
+        if name not in losses.SMOOTHABLE:
+            raise KerasdlUsageError(
+                f"label_smoothing needs a cross-entropy loss ({', '.join(losses.SMOOTHABLE)}); "
+                f"the run's loss is {name!r}"
+            )
+        options["smoothing"] = float(config.label_smoothing)
+    return losses.make_loss(name, info.task, info.num_classes, dataset=config.dataset, **options)
 
 
 def make_metrics(config: RunConfig, info) -> list:
@@ -87,7 +96,7 @@ def load_splits(config: RunConfig, splits=SPLITS, *, shuffle_train: bool = True)
     from kerasdl.data import load_dataset
 
     kw = dict(batch_size=config.batch_size, data_dir=config.data_dir, download=config.download, seed=config.seed,
-              image_size=tuple(config.image_size) if config.image_size else None)
+              image_size=tuple(config.image_size) if config.image_size else None, input_norm=config.input_norm)
     out, info, sizes = {}, None, {}
     for split in splits:
         shuffle = split == "train" and shuffle_train
@@ -106,14 +115,54 @@ def load_splits(config: RunConfig, splits=SPLITS, *, shuffle_train: bool = True)
 AUX_LOSS_WEIGHT = 0.3  # Szegedy et al. 2015: auxiliary classifier losses weighted by 0.3
 
 
+# Builder options that set a residual net's stochastic-depth rate (the last block's; linear rule).
+STOCHASTIC_DEPTH_OPTIONS = ("drop_path_rate", "drop_connect_rate")
+
+
 def with_default_options(config: RunConfig) -> RunConfig:
     """Fill model options whose default depends on the run: GoogLeNet-style auxiliary classifiers
-    are switched on when training from scratch (the paper's recipe) and off for transfer."""
+    are switched on when training from scratch (the paper's recipe) and off for transfer;
+    ``stochastic_depth`` becomes the builder's drop-path option (residual nets only)."""
     from kerasdl.models import model_info
 
-    if "aux_logits" in model_info(config.model).overrides and "aux_logits" not in config.model_options:
-        return config.replace(model_options={**config.model_options, "aux_logits": not config.init_from})
-    return config
+    overrides = model_info(config.model).overrides
+    options = dict(config.model_options)
+    if "aux_logits" in overrides and "aux_logits" not in options:
+        options["aux_logits"] = not config.init_from
+    if config.stochastic_depth is not None:
+        key = next((k for k in STOCHASTIC_DEPTH_OPTIONS if k in overrides), None)
+        if key is None:
+            raise KerasdlUsageError(
+                f"stochastic_depth needs a residual model with a drop-path option "
+                f"({' / '.join(STOCHASTIC_DEPTH_OPTIONS)}); {config.model!r} has none"
+            )
+        if key in options and options[key] != config.stochastic_depth:
+            raise KerasdlUsageError(
+                f"stochastic_depth={config.stochastic_depth} contradicts the model option "
+                f"{key}={options[key]}; give one of them"
+            )
+        options[key] = config.stochastic_depth
+    return config if options == config.model_options else config.replace(model_options=options)
+
+
+def apply_regularisers(model, config: RunConfig) -> dict:
+    """Re-initialise kernels and attach weight penalties / max-norm constraints, as ``config`` asks.
+
+    Penalties and constraints go on the variables, not into the layers' configs, so the saved
+    ``model.keras`` still loads with plain keras. Returns what was done (for metrics.json).
+    """
+    done = {}
+    if not (config.init or config.l1 or config.l2 or config.max_norm):
+        return done
+    from kerasdl import regularize
+
+    if config.init:
+        done["reinitialised_kernels"] = regularize.apply_initializer(model, config.init, seed=config.seed)
+    if config.l1 or config.l2:
+        done["penalised_kernels"] = regularize.add_weight_penalty(model, l1=config.l1, l2=config.l2)
+    if config.max_norm:
+        done["max_norm_kernels"] = regularize.add_max_norm(model, config.max_norm)
+    return done
 
 
 def main_output(model):
@@ -143,6 +192,46 @@ def build_for_dataset(config: RunConfig, info):
             f"model {config.model!r} cannot take dataset {config.dataset!r} "
             f"(input_shape={tuple(info.input_shape)}): {first_line(exc)}"
         ) from None
+
+
+DIAGNOSTICS_CSV = "diagnostics.csv"
+
+
+def _diagnostics_sample(val_ds):
+    """One fixed validation batch as numpy, so diagnostics compare like with like across epochs."""
+    x, y = next(iter(val_ds))
+    return np.asarray(x), np.asarray(y)
+
+
+def _technique_callbacks(callbacks: list, model, config: RunConfig, run_dir: str, sample) -> list:
+    """Insert the callbacks of the optional techniques into the run's list (unchanged when all are off).
+
+    Order (see :mod:`kerasdl.callbacks`): the dropout schedule first (it acts at epoch begin); the
+    EMA swap-in before the history / best-checkpoint callbacks and the swap-out after them, so
+    validation, history and checkpoints see the averaged weights while training continues on the
+    raw ones; diagnostics after the swap-out (they look at the weights being trained); and
+    BackupAndRestore stays last.
+    """
+    import sys
+
+    from kerasdl import regularize
+
+    out = list(callbacks)
+    if config.dropout_schedule != "constant":
+        out.insert(0, regularize.DropoutSchedule(config.dropout_schedule, config.dropout_epochs))
+    if config.ema:
+        swap_in, swap_out = regularize.ema_callbacks(model.optimizer)
+        first = next(i for i, c in enumerate(out) if isinstance(c, cb.HistoryLog))
+        out.insert(first, swap_in)
+        out.insert(len(out) - 1, swap_out)
+    if config.diagnostics:
+        from kerasdl.diagnostics import Diagnostics
+
+        out.insert(len(out) - 1, Diagnostics(
+            sample, log_dir=runs.path(run_dir, runs.LOGS), csv_path=runs.path(run_dir, DIAGNOSTICS_CSV),
+            warn=lambda message: print(f"warning: {message}", file=sys.stderr, flush=True),
+        ))
+    return out
 
 
 def _prepare_run_dir(run_dir: str, *, resume: bool, overwrite: bool) -> None:
@@ -191,6 +280,7 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
                              mean=info.mean, std=info.std).prefetch(-1)
     loss = make_loss(config, info)
     model = build_for_dataset(config, info)
+    regularised = apply_regularisers(model, config)  # before transfer: loaded weights win
     transfer = None
     if config.init_from:
         from kerasdl.transfer import freeze_backbone, transfer_weights
@@ -203,6 +293,7 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
     from kerasdl.optim import make_optimizer
 
     steps = math.ceil(info.splits["train"] / config.batch_size)
+    sample = _diagnostics_sample(val_ds) if config.diagnostics else None  # before aux-head mapping
     extra_heads = len(model.outputs) - 1
     if extra_heads:  # auxiliary classifiers: the same labels for every head, weighted losses
         n = extra_heads + 1
@@ -235,6 +326,7 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
     ]
     if early:
         callbacks.insert(4, early)
+    callbacks = _technique_callbacks(callbacks, model, config, run_dir, sample)
     if config.schedule == "plateau":
         callbacks.insert(0, keras.callbacks.ReduceLROnPlateau(
             monitor=config.monitor, factor=config.lr_decay_factor, patience=max(config.patience // 2, 2),
@@ -264,6 +356,12 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
             f"{config.monitor}; no checkpoint to keep (try a lower --lr)"
         )
     model.load_weights(best_path)
+    if config.diagnostics:
+        from kerasdl.diagnostics import plot_gradient_norms
+
+        plot_gradient_norms(runs.path(run_dir, DIAGNOSTICS_CSV),
+                            runs.path(run_dir, os.path.join(runs.PLOTS, "gradient_norms.png")),
+                            title=f"{config.model} on {config.dataset}: gradient norm per layer")
     model = main_output(model)  # auxiliary heads only help training
     model.save(runs.path(run_dir, runs.MODEL))
 
@@ -287,6 +385,8 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
     }
     if transfer:
         record["transfer"] = transfer
+    if regularised:
+        record["regularisers"] = regularised
     if stop_reason == "nan_loss":
         epoch, batch = nan_guard.stopped_at
         record["nan_at"] = {"epoch": epoch + 1, "batch": batch + 1}

@@ -93,3 +93,45 @@ def feature_stats(x: np.ndarray) -> tuple[list | float, list | float]:
     std = x.std(axis=axes) if len(x) else np.ones(x.shape[-1])
     std = np.where(std < STD_FLOOR, 1.0, std)
     return [float(v) for v in np.atleast_1d(mean)], [float(v) for v in np.atleast_1d(std)]
+
+
+INPUT_NORMS = ("auto", "scale", "standardize", "channel_mean", "none")
+
+
+def input_norm_stats(mode: str, info: DatasetInfo, train_x) -> tuple[list | float, list | float]:
+    """``(mean, std)`` for :func:`normalize` under an input normalisation ``mode``.
+
+    * ``auto``         -- the dataset's own rule (``info.mean`` / ``info.std``): uint8 images
+      divided by their value range, everything else standardised per channel / feature;
+    * ``scale``        -- uint8 images divided by the value range (``[0, 1]``); other inputs
+      min-max scaled per channel / feature to ``[0, 1]``;
+    * ``standardize``  -- per-channel (images) / per-feature (tables) mean and std of the train split;
+    * ``channel_mean`` -- subtract the per-channel train mean, then divide by the value range
+      (uint8 images) or by 1: the classic per-channel mean subtraction (Krizhevsky et al. 2012;
+      the SVHN lesson: un-centred inputs slow training);
+    * ``none``         -- raw values as float32.
+
+    ``train_x`` is a zero-argument callable giving the raw train inputs (only called when needed).
+    The rule is stored in the run's dataset.json, so exports apply the same transform.
+    """
+    if mode not in INPUT_NORMS:
+        from kerasdl.errors import UnknownNameError
+
+        raise UnknownNameError("input normalisation", str(mode), INPUT_NORMS)
+    if mode == "auto":
+        return info.mean, info.std
+    if mode == "none":
+        return 0.0, 1.0
+    value_range = float(info.std) if len(info.input_shape) == 3 and info.raw_dtype == "uint8" else None
+    if mode == "scale" and value_range:
+        return 0.0, value_range
+    x = np.asarray(train_x())
+    axes = tuple(range(x.ndim - 1)) if x.ndim >= 2 else (0,)
+    if mode == "scale":
+        low, high = x.min(axis=axes).astype(np.float64), x.max(axis=axes).astype(np.float64)
+        span = np.where(high - low < STD_FLOOR, 1.0, high - low)
+        return [float(v) for v in np.atleast_1d(low)], [float(v) for v in np.atleast_1d(span)]
+    if mode == "standardize":
+        return feature_stats(x)
+    mean = x.mean(axis=axes, dtype=np.float64)  # channel_mean
+    return [float(v) for v in np.atleast_1d(mean)], value_range or 1.0

@@ -19,6 +19,7 @@ tfds's downloader retries an unreachable host for minutes before giving up.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import io
 import logging
@@ -35,7 +36,7 @@ import tensorflow_datasets as tfds
 
 from kerasdl.data.builders import OFFLINE_DATASETS, SPECS
 from kerasdl.data.files import load_file_dataset
-from kerasdl.data.info import CLASS_TASKS, SPLITS, DatasetInfo, feature_stats, normalize
+from kerasdl.data.info import CLASS_TASKS, SPLITS, DatasetInfo, feature_stats, input_norm_stats, normalize
 from kerasdl.errors import KerasdlUsageError, UnknownNameError, closest
 
 TFDS_PREFIX = "tfds:"
@@ -493,6 +494,7 @@ def load_dataset(
     drop_remainder: bool = False,
     image_size: tuple | None = None,
     label_column: str | None = None,
+    input_norm: str = "auto",
 ) -> tuple[tf.data.Dataset, DatasetInfo]:
     """A batched, prefetched ``tf.data.Dataset`` of ``(x, y)`` for one split, and its info.
 
@@ -500,7 +502,9 @@ def load_dataset(
     class index, a float32 target of shape ``(batch,)`` for regression, or an int32 mask of
     shape ``(batch, H, W)`` for segmentation (resized nearest-neighbour with ``image_size``).
     ``shuffle`` defaults to True for "train" only; the shuffle is seeded and reshuffles every
-    epoch, so the same ``seed`` gives the same sequence of epoch orders.
+    epoch, so the same ``seed`` gives the same sequence of epoch orders. ``input_norm`` picks the
+    normalisation rule (:func:`kerasdl.data.info.input_norm_stats`; statistics from the train
+    split); the returned info's ``mean`` / ``std`` are the ones applied.
     """
     _check_split(split)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or (
@@ -511,7 +515,7 @@ def load_dataset(
         name, data_dir=data_dir, download=download, image_size=image_size,
         label_column=label_column,
     )  # fmt: skip
-    info = src.info
+    info = with_input_norm(src, input_norm)
     n = info.splits[split]
     if n == 0:
         raise KerasdlUsageError(
@@ -530,6 +534,29 @@ def load_dataset(
         # Batched map: one vectorised op per batch instead of one per example.
         ds = ds.map(lambda x, y: (_normalize(x, info), y), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE), info
+
+
+_NORM_CACHE: dict[tuple, tuple] = {}
+
+
+def with_input_norm(src, mode: str) -> DatasetInfo:
+    """``src.info`` with ``mean`` / ``std`` for the input normalisation ``mode`` (cached per source)."""
+    if mode == "auto":
+        return src.info
+    info = src.info
+    builder = getattr(src, "builder", None)  # tfds sources: the prepared dataset's directory
+    key = (mode, info.name, info.source, tuple(info.input_shape), builder and os.fspath(builder.data_dir))
+    if key not in _NORM_CACHE:
+        _NORM_CACHE[key] = input_norm_stats(mode, info, lambda: src.numpy("train")[0])
+    mean, std = _NORM_CACHE[key]
+    return dataclasses.replace(info, mean=mean, std=std)
+
+
+def input_normalized_info(name: str, mode: str, *, data_dir=None, download=None, image_size=None,
+                          label_column=None) -> DatasetInfo:
+    """The dataset's info with ``mean`` / ``std`` for the input normalisation ``mode``."""
+    src = _resolve(name, data_dir=data_dir, download=download, image_size=image_size, label_column=label_column)
+    return with_input_norm(src, mode)
 
 
 _normalize = normalize  # load_dataset's `normalize` argument shadows the function

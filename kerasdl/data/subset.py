@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerasdl.data.info import DatasetInfo, normalize
-from kerasdl.data.loading import load_arrays
+from kerasdl.data.loading import input_normalized_info, load_arrays
 from kerasdl.errors import KerasdlUsageError
 
 
@@ -67,9 +67,16 @@ def subset_arrays(x, y, info: DatasetInfo, *, classes=None, per_class=None, seed
 
 
 def load_subset(name: str, split: str, *, classes=None, per_class=None, batch_size=64, seed=0,
-                shuffle=None, data_dir=None, download=None, **kwargs) -> tuple[tf.data.Dataset, DatasetInfo]:
-    """Like :func:`load_dataset`, restricted to ``classes``; ``per_class`` limits the split."""
+                shuffle=None, data_dir=None, download=None, input_norm="auto",
+                **kwargs) -> tuple[tf.data.Dataset, DatasetInfo]:
+    """Like :func:`load_dataset`, restricted to ``classes``; ``per_class`` limits the split.
+
+    ``input_norm`` statistics come from the whole train split (as for :func:`load_dataset`).
+    """
     x, y, info = load_arrays(name, split, data_dir=data_dir, download=download, **kwargs)
+    if input_norm != "auto":
+        norm = input_normalized_info(name, input_norm, data_dir=data_dir, download=download, **kwargs)
+        info = replace(info, mean=norm.mean, std=norm.std)
     x, y, sub = subset_arrays(x, y, info, classes=classes, per_class=per_class, seed=seed)
     splits = dict(info.splits)
     splits[split] = int(len(y))
