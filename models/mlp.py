@@ -20,7 +20,9 @@ Options worth knowing:
 * ``activation="maxout"`` (k pieces) makes each hidden Dense ``k * width`` wide and takes the
   max over each unit's k pieces, so the layer still outputs ``width`` units.
 * ``batch_norm=True`` puts BN between the affine map and the activation (Ioffe & Szegedy 2015)
-  and drops the Dense bias, which BN's beta makes redundant.
+  and drops the Dense bias, which BN's beta makes redundant. ``layer_norm=True`` does the same
+  with layer normalisation over each example's units (Ba, Kiros & Hinton 2016): no batch
+  statistics, so it behaves the same in training and inference and at any batch size.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import keras
+
+from kerasdl.errors import KerasdlUsageError
 
 from ._common import (
     check_bool,
@@ -52,6 +56,7 @@ def MLP(
     activation: ActivationSpec = "relu",
     dropout: float | Sequence[float] = 0.0,
     batch_norm: bool = False,
+    layer_norm: bool = False,
     input_dropout: float = 0.0,
     kernel_initializer: Any = "glorot_uniform",
     l2: float = 0.0,
@@ -71,6 +76,7 @@ def MLP(
             ``{"name": "leaky_relu", "alpha": 0.2}``.
         dropout: dropout rate after each hidden layer: one float, or one per layer.
         batch_norm: batch normalisation between each affine map and its activation.
+        layer_norm: layer normalisation there instead (not both).
         input_dropout: dropout rate on the flattened input (0.2 in Srivastava et al. 2014).
         kernel_initializer: Keras initializer name or object for the hidden and output
             kernels (``"he_normal"`` suits deep ReLU nets).
@@ -88,6 +94,9 @@ def MLP(
     rates = [check_rate(name, "dropout", r) for r in per_layer(name, "dropout", dropout, depth)]
     input_rate = check_rate(name, "input_dropout", input_dropout)
     check_bool(name, "batch_norm", batch_norm)
+    check_bool(name, "layer_norm", layer_norm)
+    if batch_norm and layer_norm:
+        raise KerasdlUsageError(f"{name}: choose batch_norm or layer_norm, not both")
     pieces = units_multiplier(activation)  # k for maxout, else 1; validates the activation
     reg = l2_regularizer(name, l2)
     init = initializer(name, kernel_initializer)
@@ -100,13 +109,15 @@ def MLP(
         block = f"dense{i}"
         x = keras.layers.Dense(
             units * pieces,
-            use_bias=not batch_norm,
+            use_bias=not (batch_norm or layer_norm),
             kernel_initializer=init,
             kernel_regularizer=reg,
             name=f"{block}_linear",
         )(x)  # (B, k * units)
         if batch_norm:
             x = keras.layers.BatchNormalization(momentum=0.9, name=f"{block}_bn")(x)
+        if layer_norm:
+            x = keras.layers.LayerNormalization(name=f"{block}_ln")(x)
         x = activation_layer(activation, name_prefix=block)(x)  # (B, units)
         if rate:
             x = keras.layers.Dropout(rate, name=f"{block}_dropout")(x)

@@ -249,3 +249,18 @@ def test_every_technique_at_once_trains_and_leaves_its_traces(run_cli, tmp_path)
             "print(m(np.zeros((1, 8, 8, 1), 'float32')).shape)" % (run / "model.keras"))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0 and "(1, 10)" in out.stdout, out.stderr[-2000:]
+
+
+def test_mlp_layer_norm_switch_normalises_each_example():
+    import keras
+
+    from kerasdl.models import build_model
+
+    model = build_model("mlp", input_shape=(8,), num_classes=3, width=16, layer_norm=True)
+    assert model.get_layer("dense1_linear").bias is None  # LayerNorm's beta replaces it
+    probe = keras.Model(model.input, model.get_layer("dense1_ln").output)
+    h = np.asarray(probe(np.random.default_rng(0).normal(size=(5, 8)).astype("float32") * 7 + 3))
+    np.testing.assert_allclose(h.mean(-1), 0, atol=1e-5)  # per example, over the units
+    np.testing.assert_allclose(h.var(-1), 1, rtol=1e-2)
+    with pytest.raises(KerasdlUsageError, match="not both"):
+        build_model("mlp", input_shape=(8,), num_classes=3, batch_norm=True, layer_norm=True)
