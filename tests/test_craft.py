@@ -264,3 +264,60 @@ def test_mlp_layer_norm_switch_normalises_each_example():
     np.testing.assert_allclose(h.var(-1), 1, rtol=1e-2)
     with pytest.raises(KerasdlUsageError, match="not both"):
         build_model("mlp", input_shape=(8,), num_classes=3, batch_norm=True, layer_norm=True)
+
+
+def _textbook_steps(name: str, w0: np.ndarray, grads: list, lr: float, momentum: float = 0.9,
+                    wd: float | None = None) -> np.ndarray:
+    """Each optimizer's defining update, written out in NumPy (keras's default constants)."""
+    w, eps = w0.astype(np.float64), 1e-7
+    state = {"v": np.zeros_like(w), "m": np.zeros_like(w), "acc": np.full_like(w, 0.1),  # adagrad starts at 0.1
+             "g2": np.zeros_like(w), "dx2": np.zeros_like(w)}
+    for t, g in enumerate(grads, start=1):
+        if wd:  # decoupled weight decay (Loshchilov & Hutter 2019), before the gradient step
+            w = w - lr * wd * w
+        if name == "sgd":
+            w = w - lr * g
+        elif name == "momentum":  # Polyak heavy ball: v <- mu v - lr g; w <- w + v
+            state["v"] = momentum * state["v"] - lr * g
+            w = w + state["v"]
+        elif name == "nesterov":  # Sutskever et al. 2013 form: w <- w + mu v_new - lr g
+            state["v"] = momentum * state["v"] - lr * g
+            w = w + momentum * state["v"] - lr * g
+        elif name == "adagrad":  # Duchi et al. 2011: accumulate squared gradients
+            state["acc"] = state["acc"] + g ** 2
+            w = w - lr * g / np.sqrt(state["acc"] + eps)
+        elif name == "rmsprop":  # Hinton's lecture 6e: a moving average of squared gradients
+            state["v"] = 0.9 * state["v"] + 0.1 * g ** 2
+            w = w - lr * g / np.sqrt(state["v"] + eps)
+        elif name == "adadelta":  # Zeiler 2012: unit-correct ratio of RMS[dx] to RMS[g]
+            state["g2"] = 0.95 * state["g2"] + 0.05 * g ** 2
+            dx = -np.sqrt(state["dx2"] + eps) / np.sqrt(state["g2"] + eps) * g
+            state["dx2"] = 0.95 * state["dx2"] + 0.05 * dx ** 2
+            w = w + lr * dx
+        elif name in ("adam", "adamw"):  # Kingma & Ba 2015, bias-corrected, epsilon-hat form
+            state["m"] = 0.9 * state["m"] + 0.1 * g
+            state["v"] = 0.999 * state["v"] + 0.001 * g ** 2
+            alpha = lr * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)
+            w = w - alpha * state["m"] / (np.sqrt(state["v"]) + eps)
+        else:
+            raise AssertionError(name)
+    return w
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw"])
+def test_each_optimizer_makes_its_textbook_update(name):
+    """Three steps of every --optimizer on fixed gradients equal its defining formula."""
+    import keras
+
+    from kerasdl.optim import make_optimizer
+
+    config = RunConfig(optimizer=name, learning_rate=0.1, schedule="constant",
+                       weight_decay=0.01 if name == "adamw" else None)
+    optimizer = make_optimizer(config, steps_per_epoch=1)
+    w0 = np.array([1.0, -2.0, 0.5])
+    grads = [np.array([0.3, -1.0, 2.0]), np.array([-0.5, 0.2, 1.0]), np.array([0.1, 0.1, -3.0])]
+    w = keras.Variable(w0.astype("float32"))
+    for g in grads:
+        optimizer.apply([keras.ops.convert_to_tensor(g.astype("float32"))], [w])
+    want = _textbook_steps(name, w0, grads, lr=0.1, wd=0.01 if name == "adamw" else None)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(w), want, rtol=2e-5, atol=1e-6)
