@@ -20,6 +20,7 @@ from kerasdl import __version__  # noqa: E402
 from kerasdl.errors import KerasdlUsageError  # noqa: E402
 
 from .augment_preview import augment_preview_command  # noqa: E402
+from .calibrate import calibrate_command  # noqa: E402
 from .catalog import datasets_command, models_command  # noqa: E402
 from .evaluate import evaluate_command  # noqa: E402
 from .export import export_command  # noqa: E402
@@ -31,6 +32,7 @@ Examples:
   kerasdl train                                   # lenet5 on mnist5k (offline), ~1 minute on 2 CPUs
   kerasdl train --model mlp --dataset digits --epochs 30
   kerasdl evaluate runs/<run>                     # accuracy, NLL, ECE, confusion matrix
+  kerasdl calibrate runs/<run> --conformal-alpha 0.1   # temperature scaling + prediction sets
   kerasdl export runs/<run>                       # saved_models/<model>/<version>/
   kerasdl predict saved_models/lenet5 digit.png
   kerasdl models; kerasdl datasets                # what is available
@@ -87,6 +89,7 @@ def cli():
 
 cli.add_command(train_command)
 cli.add_command(evaluate_command)
+cli.add_command(calibrate_command)
 cli.add_command(predict_command)
 cli.add_command(export_command)
 cli.add_command(models_command)

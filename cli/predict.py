@@ -14,6 +14,8 @@ Examples:
   kerasdl predict runs/lenet5-mnist5k-20261123-101500 digit0.png digit1.png
   kerasdl predict saved_models/lenet5 batch.npz --output predictions.csv
   kerasdl predict runs/iris-run flowers.csv --top 2
+  kerasdl predict runs/mlp-run batch.npz --mc-samples 30      # + std, entropy, mutual information
+  kerasdl predict runs/mlp-run batch.npz --sets lac           # + conformal prediction set
 """
 
 
@@ -23,16 +25,24 @@ Examples:
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="Write every probability to this CSV (one row per input).")
 @click.option("--top", type=click.IntRange(min=1), default=1, show_default=True, help="Classes shown per input.")
-def predict_command(source, inputs, output, top):
+@click.option("--calibrated/--uncalibrated", default=True, show_default=True,
+              help="A run's probabilities through its calibration map (as its export does), or raw.")
+@click.option("--mc-samples", type=click.IntRange(min=0), default=0, metavar="N",
+              help="Runs only: MC dropout, the mean of N stochastic passes, with per-input std of the top "
+                   "class, predictive entropy and mutual information (nats).")
+@click.option("--sets", type=click.Choice(["lac", "aps"]), default=None,
+              help="Runs only: the run's conformal prediction sets (fitted with --conformal-alpha).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the MC-dropout masks.")
+def predict_command(source, inputs, output, top, calibrated, mc_samples, sets, seed):
     """Predict classes (with probabilities) or values for image files, .npz or .csv inputs.
 
     SOURCE is a run directory, a SavedModel version folder, or a model folder of versions (the
-    latest is used).
+    latest is used). A calibrated run's probabilities are the calibrated ones.
     """
     import_tensorflow()  # quietly, before anything else loads it
     from kerasdl.predict import predict
 
-    result = predict(source, list(inputs))
+    result = predict(source, list(inputs), calibrated=calibrated, mc_samples=mc_samples, sets=sets, seed=seed)
     if result.task == "segmentation":
         _segmentation_output(result, output)
         return
@@ -43,9 +53,11 @@ def predict_command(source, inputs, output, top):
                 writer.writerow(["input", "prediction"])
                 writer.writerows([n, f"{v:.8g}"] for n, v in zip(result.names, result.outputs))
             else:
-                writer.writerow(["input", "class", *result.class_names])
-                for n, p in zip(result.names, result.outputs):
-                    writer.writerow([n, result.class_names[int(p.argmax())], *(f"{v:.8g}" for v in p)])
+                extras = _extra_columns(result)
+                writer.writerow(["input", "class", *result.class_names, *extras])
+                for i, (n, p) in enumerate(zip(result.names, result.outputs)):
+                    writer.writerow([n, result.class_names[int(p.argmax())], *(f"{v:.8g}" for v in p),
+                                     *(f(i) for f in extras.values())])
         click.echo(f"wrote {len(result.names)} predictions to {output}", err=True)
         return
     out = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n")
@@ -54,7 +66,21 @@ def predict_command(source, inputs, output, top):
             out.writerow([n, f"{float(p):.6g}"])
             continue
         best = p.argsort()[::-1][:top]
-        out.writerow([n, *(f"{result.class_names[i]} {p[i]:.4f}" for i in best)])
+        out.writerow([n, *(f"{result.class_names[i]} {p[i]:.4f}" for i in best),
+                      *(f"{name}={f(k)}" for name, f in _extra_columns(result).items())])
+
+
+def _extra_columns(result) -> dict:
+    """Per-input uncertainty columns: name -> (row index -> text)."""
+    cols = {}
+    for key in ("std", "predictive_entropy", "mutual_information"):
+        if key in result.extra:
+            cols[key] = lambda i, v=result.extra[key]: f"{v[i]:.6g}"
+    if "prediction_set" in result.extra:
+        names = result.class_names
+        cols["prediction_set"] = lambda i, s=result.extra["prediction_set"]: "{" + ",".join(
+            str(names[k]) for k in range(len(names)) if s[i, k]) + "}"
+    return cols
 
 
 def _segmentation_output(result, output) -> None:

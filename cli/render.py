@@ -56,3 +56,57 @@ def print_rows(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]
     for row in rows:
         table.add_row(*row)
     console.print(table)
+
+
+def print_calibration(record: Mapping) -> None:
+    """Test figures before and after calibration, and the conformal sets when there are any."""
+    method = record["method"]
+    what = f"T = {record['temperature']:.3f}" if "temperature" in record else f"{method} scaling"
+    table = Table(title=f"calibration ({what}, fitted on {record['validation_examples']:,} validation examples)",
+                  header_style="bold")
+    for col in ("test metric", "before", "after"):
+        table.add_column(col, justify="left" if col == "test metric" else "right")
+    n_bins = record.get("n_bins", 15)
+    for key, fmt in (("accuracy", "{:.2%}"), ("nll", "{:.4f}"), ("brier", "{:.4f}"), ("ece", "{:.2%}"),
+                     ("mce", "{:.2%}"), ("adaptive_ece", "{:.2%}"), ("classwise_ece", "{:.2%}")):
+        label = f"{key} ({n_bins} bins)" if "ece" in key else key
+        table.add_row(label, fmt.format(record["test_before"][key]), fmt.format(record["test_after"][key]))
+    console.print(table)
+    conformal = record.get("conformal")
+    if conformal:
+        sets = Table(title=f"conformal prediction sets (alpha {conformal['alpha']:g}, target coverage "
+                           f"{conformal['target_coverage']:.0%})", header_style="bold")
+        for col in ("score", "qhat", "test coverage", "mean set size", "empty sets"):
+            sets.add_column(col, justify="left" if col == "score" else "right")
+        for score in ("lac", "aps"):
+            c = conformal[score]
+            qhat = c["qhat"] if isinstance(c["qhat"], str) else f"{c['qhat']:.4f}"
+            sets.add_row(score.upper(), qhat, f"{c['coverage']:.2%}", f"{c['mean_set_size']:.2f}",
+                         f"{c['empty_sets']:.1%}")
+        console.print(sets)
+
+
+def print_uncertainty(report: Mapping, split: str) -> None:
+    """Raw, calibrated and MC-dropout figures side by side, and conformal coverage, when present."""
+    columns = [("model", report)]
+    if "calibrated" in report:
+        columns.append((f"{report['calibrated']['method']}-scaled", report["calibrated"]))
+    if "mc_dropout" in report:
+        columns.append((f"MC dropout ({report['mc_dropout']['samples']})", report["mc_dropout"]))
+    if len(columns) > 1:
+        table = Table(title=f"{split}: calibration and uncertainty", header_style="bold")
+        table.add_column("metric")
+        for name, _ in columns:
+            table.add_column(name, justify="right")
+        for key, fmt in (("accuracy", "{:.2%}"), ("nll", "{:.4f}"), ("brier", "{:.4f}"), ("ece", "{:.2%}")):
+            table.add_row(key, *(fmt.format(c[key]) if key in c else "-" for _, c in columns))
+        if "mc_dropout" in report:
+            mc = report["mc_dropout"]
+            table.add_row("mean predictive entropy", "-", *(["-"] if "calibrated" in report else []),
+                          f"{mc['mean_predictive_entropy']:.4f}")
+            table.add_row("mean mutual information", "-", *(["-"] if "calibrated" in report else []),
+                          f"{mc['mean_mutual_information']:.4f}")
+        console.print(table)
+    for score, c in (report.get("conformal") or {}).items():
+        click.echo(f"conformal {score.upper()} sets (alpha {c['alpha']:g}): coverage {c['coverage']:.2%}, "
+                   f"mean set size {c['mean_set_size']:.2f}")

@@ -8,10 +8,10 @@ from kerasdl.tfquiet import import_tensorflow
 from click.core import ParameterSource
 
 from kerasdl.augment import HELP as AUGMENT_HELP
-from kerasdl.config import DROPOUT_SCHEDULES, INITIALIZERS, INPUT_NORMS, LOSSES, OPTIMIZERS, SCHEDULES, RunConfig
+from kerasdl.config import CALIBRATIONS, DROPOUT_SCHEDULES, INITIALIZERS, INPUT_NORMS, LOSSES, OPTIMIZERS, SCHEDULES, RunConfig
 
 from .options import data_dir_option, export_dir_option
-from .render import print_metrics
+from .render import print_calibration, print_metrics
 
 EPILOG = """\b
 Examples:
@@ -25,6 +25,7 @@ Examples:
   kerasdl train --config run.yaml --epochs 5         # YAML values, command line wins
   kerasdl train --resume runs/lenet5-mnist5k-20261123-101500   # continue after a crash or Ctrl-C
   kerasdl train --model lenet5 --dataset cifar10 --export      # any tfds catalog name (downloads)
+  kerasdl train --model mlp --model-opt dropout=0.3 --ensemble 5 --conformal-alpha 0.1   # uncertainty
   kerasdl train --dataset mnist5k --classes 5,6,7,8,9 --train-per-class 20 \\
                 --init-from runs/digits04 --freeze backbone            # transfer learning
 """
@@ -112,6 +113,18 @@ def _parse_model_opts(values: tuple[str, ...]) -> dict:
               "(layers matched by name and shape; a head of another size is re-initialised).")
 @click.option("--freeze", help="With --init-from: 'backbone' trains only the head, 'none' fine-tunes all.  [default: none]")
 @click.option("--unfreeze-last", type=click.IntRange(min=0), help="With --freeze backbone: also train the last N weighted layers.")
+@click.option("--calibrate/--no-calibrate", default=None, help="Classifiers: fit a calibration map on the "
+              "validation split when training ends (calibration.json, reliability diagram); evaluate, predict "
+              "and export use it.  [default: calibrate]")
+@click.option("--calibration", help=f"Calibration map: {', '.join(CALIBRATIONS)} (Guo et al. 2017).  "
+              "[default: temperature]")
+@click.option("--ece-bins", type=click.IntRange(min=1), help="Equal-width bins of ECE and the reliability "
+              "diagram.  [default: 15]")
+@click.option("--conformal-alpha", type=float, metavar="ALPHA", help="Also calibrate split-conformal "
+              "prediction sets (LAC and APS) with coverage 1 - ALPHA on validation, e.g. 0.1.")
+@click.option("--ensemble", type=click.IntRange(min=1), metavar="N", help="Deep ensemble: train N members "
+              "(seeds seed..seed+N-1) in <run>/members/; evaluate, predict and export use the averaged "
+              "probabilities.  [default: 1]")
 @click.option("--export/--no-export", default=None, help="Export a SavedModel when training ends.")
 @export_dir_option
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
@@ -175,6 +188,11 @@ def train_command(ctx, config_file, resume_dir, overwrite, **options):
         click.echo(f"early stopping after epoch {result.metrics['epochs_run']}; "
                    f"best epoch {result.metrics['best_epoch']}")
     print_metrics(result.metrics["test"], title=f"test metrics ({result.run_dir})")
+    if "calibration" in result.metrics:
+        from kerasdl.posthoc import CALIBRATION
+        from kerasdl.runs import path, read_json
+
+        print_calibration(read_json(path(result.run_dir, CALIBRATION)))
     if result.export_path:
         click.echo(f"exported SavedModel: {result.export_path}")
     click.echo(f"run directory: {result.run_dir}")

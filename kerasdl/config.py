@@ -25,6 +25,7 @@ SCHEDULES = ("constant", "step", "cosine", "onecycle", "cyclic", "plateau")
 INITIALIZERS = ("he", "glorot", "lecun", "orthogonal", "zeros")  # see kerasdl/regularize.py
 DROPOUT_SCHEDULES = ("constant", "early", "late")
 INPUT_NORMS = ("auto", "scale", "standardize", "channel_mean", "none")
+CALIBRATIONS = ("temperature", "vector", "matrix")  # see kerasdl/calibration.py
 LOSSES = tuple(LOSS_REGISTRY)  # see kerasdl/losses.py; binary_crossentropy: one sigmoid logit
 
 
@@ -80,6 +81,12 @@ class RunConfig:
     init_from: str | None = None  # transfer learning: start from this run's best weights
     freeze: str = "none"  # "backbone": train only the head (+ the last `unfreeze_last` weighted layers)
     unfreeze_last: int = 0
+    # ---- calibration and uncertainty (classifiers) ----
+    calibrate: bool = True  # fit a calibration map on the validation split when training ends
+    calibration: str = "temperature"  # temperature | vector | matrix (Guo et al. 2017)
+    ece_bins: int = 15  # equal-width confidence bins of ECE / MCE / reliability diagrams
+    conformal_alpha: float | None = None  # also fit split-conformal sets with coverage 1 - alpha
+    ensemble: int = 1  # deep ensemble: train this many members (seeds seed .. seed + n - 1)
     export: bool = False  # also export a SavedModel when training finishes
     export_dir: str = "saved_models"
 
@@ -162,6 +169,20 @@ class RunConfig:
             raise KerasdlUsageError(f"ema (a momentum) must be in (0, 1). Received: ema={self.ema!r}")
         if not isinstance(self.accumulate, int) or isinstance(self.accumulate, bool) or self.accumulate < 1:
             raise KerasdlUsageError(f"accumulate must be a positive integer. Received: accumulate={self.accumulate!r}")
+        if self.calibration not in CALIBRATIONS:
+            raise UnknownNameError("calibration method", str(self.calibration), CALIBRATIONS)
+        if not isinstance(self.calibrate, bool):
+            raise KerasdlUsageError(f"calibrate must be true or false. Received: calibrate={self.calibrate!r}")
+        for key in ("ece_bins", "ensemble"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise KerasdlUsageError(f"{key} must be a positive integer. Received: {key}={value!r}")
+        if self.conformal_alpha is not None and not (
+            isinstance(self.conformal_alpha, (int, float)) and 0.0 < self.conformal_alpha < 1.0
+        ):
+            raise KerasdlUsageError(
+                f"conformal_alpha must be in (0, 1). Received: conformal_alpha={self.conformal_alpha!r}"
+            )
         if self.patience < 0:
             raise KerasdlUsageError(f"patience must be >= 0. Received: patience={self.patience!r}")
         if not isinstance(self.model_options, dict):

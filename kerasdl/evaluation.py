@@ -10,7 +10,8 @@ import os
 
 import numpy as np
 
-from kerasdl import metrics, plots, runs
+from kerasdl import metrics, plots, runs, uncertainty
+from kerasdl.errors import KerasdlUsageError
 
 
 def predict_logits(model, dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -22,8 +23,13 @@ def predict_logits(model, dataset) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(outputs), np.concatenate(labels)
 
 
-def evaluate_model(model, dataset, info, *, n_bins: int = 15) -> dict:
-    """Every figure for ``info.task`` on ``dataset``; ``loss`` is the training loss's value."""
+def evaluate_model(model, dataset, info, *, n_bins: int = 15, calibrator=None, conformal: dict | None = None) -> dict:
+    """Every figure for ``info.task`` on ``dataset``; ``loss`` is the training loss's value.
+
+    Classifiers also get Brier, MCE, adaptive and classwise ECE; with a fitted ``calibrator``
+    (:class:`kerasdl.calibration.Calibrator`) the same figures after calibration go under
+    ``"calibrated"``, and with ``conformal`` ({score: Conformal}) the sets' coverage and size.
+    """
     logits, labels = predict_logits(model, dataset)
     if info.task == "regression":
         report = metrics.regression_report(labels, logits[:, 0])
@@ -34,8 +40,23 @@ def evaluate_model(model, dataset, info, *, n_bins: int = 15) -> dict:
         report["loss"] = report["nll"]
         return report
     # softmax over (0, z) is (1 - sigmoid(z), sigmoid(z)): one code path for both heads.
-    report = metrics.classification_report(metrics.class_logits(logits), labels, n_bins=n_bins)
+    z = metrics.class_logits(logits)
+    report = metrics.classification_report(z, labels, n_bins=n_bins)
     report["loss"] = report["nll"]  # sparse categorical cross-entropy == NLL of the softmax
+    from kerasdl import calibration
+
+    full = calibration.calibration_report(z, labels, n_bins)
+    report.update({k: full[k] for k in ("brier", "mce", "adaptive_ece", "classwise_ece")})
+    if calibrator is not None:
+        after = calibration.calibration_report(calibrator.apply(z), labels, n_bins)
+        report["calibrated"] = {"method": calibrator.kind, **after}
+        if conformal:
+            p = metrics.softmax(calibrator.apply(z))
+            report["conformal"] = {}
+            for score, predictor in conformal.items():
+                sets = predictor.predict_sets(p)
+                report["conformal"][score] = {"alpha": predictor.alpha, "coverage": uncertainty.coverage(sets, labels),
+                                              "mean_set_size": uncertainty.mean_set_size(sets)}
     return report
 
 
@@ -52,15 +73,31 @@ def write_plots(report: dict, info, run_dir: str, split: str) -> list[str]:
 
 
 def evaluate_run(run_dir: str, split: str = "test", *, batch_size: int | None = None,
-                 data_dir: str | None = None) -> dict:
-    """Evaluate a finished (or interrupted) run's best checkpoint; record it in the run dir."""
+                 data_dir: str | None = None, n_bins: int | None = None, mc_samples: int = 0) -> dict:
+    """Evaluate a finished (or interrupted) run's best checkpoint; record it in the run dir.
+
+    A calibrated run (calibration.json) is reported before and after calibration, with its
+    conformal sets when it has them; ``mc_samples`` > 0 adds MC-dropout figures (Gal &
+    Ghahramani 2016) from that many stochastic passes.
+    """
+    from kerasdl import posthoc
     from kerasdl.training import load_splits
 
     run = runs.load_run(run_dir)
     config = run.config.replace(batch_size=batch_size or run.config.batch_size,
                                 data_dir=data_dir or run.config.data_dir)
+    n_bins = n_bins or config.ece_bins
     dataset = load_splits(config, (split,), shuffle_train=False)[0][split]
-    report = evaluate_model(run.model, dataset, run.info)
+    calibrator = posthoc.load_calibrator(run_dir) if posthoc.calibratable(run.info) else None
+    conformal = None
+    if calibrator is not None and posthoc.load_conformal(run_dir) is not None:
+        conformal = {score: posthoc.load_conformal(run_dir, score) for score in uncertainty.SCORES}
+    report = evaluate_model(run.model, dataset, run.info, n_bins=n_bins, calibrator=calibrator, conformal=conformal)
+    if mc_samples:
+        if not posthoc.calibratable(run.info):
+            raise KerasdlUsageError(f"MC dropout figures are for classifiers; {run_dir} is a {run.info.task} run")
+        report["mc_dropout"] = posthoc.mc_dropout_report(run.model, dataset, samples=mc_samples, seed=config.seed,
+                                                         n_bins=n_bins)
     report["plots"] = write_plots(report, run.info, run_dir, split)
     file = runs.path(run_dir, runs.METRICS)
     record = runs.read_json(file, default={})

@@ -2,8 +2,9 @@
 
 The ``serving_default`` signature takes raw inputs as the dataset stores them (e.g. uint8 images
 of shape (N, 28, 28, 1)), applies the dataset's normalisation, runs the network in inference mode
-and returns ``probabilities`` (softmax of the logits) and ``class`` (argmax) -- or ``predictions``
-for regression. Loading needs plain TensorFlow only::
+and returns ``probabilities`` (softmax of the logits, after the run's calibration map when it has
+one -- see :mod:`kerasdl.posthoc`) and ``class`` (argmax) -- or ``predictions`` for regression.
+Loading needs plain TensorFlow only::
 
     m = tf.saved_model.load("saved_models/lenet5/1")
     out = m.signatures["serving_default"](inputs=tf.constant(images))
@@ -41,8 +42,27 @@ def class_logits(outputs):
     return outputs
 
 
-def serving_module(model, info):
-    """A keras ExportArchive whose serving_default wraps preprocessing + model + softmax."""
+def calibrated_logits(logits, calibrator=None):
+    """TF twin of :meth:`kerasdl.calibration.Calibrator.apply` (float32 constants in the graph)."""
+    import tensorflow as tf
+
+    if calibrator is None:
+        return logits
+    params = {k: tf.constant(v, tf.float32) for k, v in calibrator.params.items()}
+    if calibrator.kind == "temperature":
+        return logits / params["temperature"]
+    if calibrator.kind == "vector":
+        return logits * params["w"] + params["b"]
+    return tf.matmul(logits, params["W"]) + params["b"]
+
+
+def serving_module(model, info, calibrator=None, conformal=None):
+    """A keras ExportArchive whose serving_default wraps preprocessing + model + softmax.
+
+    With a ``calibrator`` the probabilities are the calibrated ones (``uncalibrated_probabilities``
+    keeps the raw softmax); with a LAC ``conformal`` predictor a boolean ``prediction_set`` (N, K)
+    holds the classes whose calibrated probability is >= 1 - qhat.
+    """
     import keras
     import tensorflow as tf
 
@@ -56,8 +76,14 @@ def serving_module(model, info):
         outputs = model(normalize(inputs, info), training=False)
         if info.task == "regression":
             return {"predictions": outputs[:, 0]}
-        probabilities = tf.nn.softmax(class_logits(outputs), axis=-1)
-        return {"probabilities": probabilities, "class": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
+        logits = class_logits(outputs)
+        probabilities = tf.nn.softmax(calibrated_logits(logits, calibrator), axis=-1)
+        out = {"probabilities": probabilities, "class": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
+        if calibrator is not None:
+            out["uncalibrated_probabilities"] = tf.nn.softmax(logits, axis=-1)
+        if conformal is not None:
+            out["prediction_set"] = 1.0 - probabilities <= tf.constant(conformal.qhat, tf.float32)
+        return out
 
     archive.add_endpoint("serving_default", serve, input_signature=[spec])
     return archive
@@ -74,10 +100,16 @@ def export_run(run_dir: str, export_root: str = "saved_models", name: str | None
     os.makedirs(model_dir, exist_ok=True)
     _remove_stale_temporaries(model_dir)
 
+    from kerasdl import posthoc
+
+    calibrator = posthoc.load_calibrator(run_dir) if posthoc.calibratable(run.info) else None
+    conformal = posthoc.load_conformal(run_dir, "lac") if calibrator is not None else None
     tmp = tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=model_dir)
     try:
-        archive = serving_module(run.model, run.info)
+        archive = serving_module(run.model, run.info, calibrator, conformal)
         archive.write_out(tmp, verbose=False)
+        outputs = ["probabilities", "class"] + (["uncalibrated_probabilities"] if calibrator else []) \
+            + (["prediction_set"] if conformal else [])
         metadata = {
             "model": run.config.model,
             "dataset": run.config.dataset,
@@ -87,11 +119,13 @@ def export_run(run_dir: str, export_root: str = "saved_models", name: str | None
             "input_dtype": run.info.raw_dtype,
             "class_names": list(run.info.class_names),
             "dataset_info": run.info.to_dict(),
-            "outputs": ["predictions"] if run.info.task == "regression" else ["probabilities", "class"],
+            "outputs": ["predictions"] if run.info.task == "regression" else outputs,
             "test_metrics": {k: v for k, v in (runs.read_json(runs.path(run_dir, runs.METRICS), {})
                                                .get("test", {})).items()
                              if isinstance(v, (int, float))},
         }
+        if calibrator is not None:  # T (or the map) and the test figures before/after
+            metadata["calibration"] = posthoc.summary(runs.read_json(runs.path(run_dir, posthoc.CALIBRATION)))
         runs.write_json(os.path.join(tmp, METADATA), metadata)
         return _publish(tmp, model_dir)
     except BaseException:

@@ -7,7 +7,7 @@ softmax -- so a run and its export agree to float32 rounding.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -21,6 +21,10 @@ class Predictions:
     outputs: np.ndarray  # probabilities (N, C) for classification; predictions (N,) for regression
     task: str
     class_names: list[str]
+    # Per-example extras, each (N,) or (N, K): MC-dropout "std", "predictive_entropy",
+    # "mutual_information"; conformal "prediction_set" (bool (N, K)).
+    extra: dict = field(default_factory=dict)
+    calibrated: bool = False  # the probabilities went through the run's calibration map
 
     @property
     def classes(self) -> np.ndarray:
@@ -50,21 +54,49 @@ def _expand_names(paths: list[str], counts: list[int]) -> list[str]:
     return names
 
 
-def predict(source: str, paths: list[str], *, batch_size: int = 256) -> Predictions:
+def predict(source: str, paths: list[str], *, batch_size: int = 256, calibrated: bool = True,
+            mc_samples: int = 0, sets: str | None = None, seed: int = 0) -> Predictions:
+    """Predict ``paths`` with a run or a SavedModel.
+
+    A run's probabilities go through its calibration map (calibration.json) unless
+    ``calibrated=False``, exactly as its export does. ``mc_samples`` > 0 (runs only) returns the
+    MC-dropout predictive mean instead, with per-example std / entropy / mutual information;
+    ``sets`` ("lac" or "aps", runs only) adds the run's conformal prediction sets.
+    """
     import tensorflow as tf
 
     from kerasdl.data import DatasetInfo, normalize, read_inputs
-    from kerasdl.export import class_logits
+    from kerasdl.export import calibrated_logits, class_logits
 
     kind, where = resolve_source(source)
+    calibrator = conformal = None
+    if mc_samples and sets:
+        raise KerasdlUsageError("conformal sets were calibrated on the run's deterministic probabilities; "
+                                "use them without MC dropout")
+    if kind != "run" and (mc_samples or sets):
+        raise KerasdlUsageError("MC dropout and conformal sets need a run directory, not a SavedModel "
+                                "(the export's prediction_set output holds the LAC sets)")
     if kind == "run":
+        from kerasdl import posthoc
+
         run = runs.load_run(where)
         info, model = run.info, run.model
+        if (mc_samples or sets) and not posthoc.calibratable(info):
+            raise KerasdlUsageError(f"MC dropout and conformal sets are for classifiers; {where} is a {info.task} run")
+        if calibrated and posthoc.calibratable(info):
+            calibrator = posthoc.load_calibrator(where)
+        if sets:
+            conformal = posthoc.load_conformal(where, sets)
+            if conformal is None or calibrator is None:
+                raise KerasdlUsageError(f"{where} has no conformal sets; fit them with: kerasdl calibrate "
+                                        f"{where} --conformal-alpha 0.1")
 
         @tf.function(reduce_retracing=True)
         def forward(x):
             logits = model(normalize(x, info), training=False)
-            return logits[:, 0] if info.task == "regression" else tf.nn.softmax(class_logits(logits), axis=-1)
+            if info.task == "regression":
+                return logits[:, 0]
+            return tf.nn.softmax(calibrated_logits(class_logits(logits), calibrator), axis=-1)
     else:
         meta = runs.read_json(os.path.join(where, "kerasdl.json"))
         if not meta:
@@ -84,5 +116,20 @@ def predict(source: str, paths: list[str], *, batch_size: int = 256) -> Predicti
     if not arrays:
         raise KerasdlUsageError("no inputs given to predict")
     x = np.concatenate(arrays)
-    outputs = [np.asarray(forward(tf.constant(x[i:i + batch_size]))) for i in range(0, len(x), batch_size)]
-    return Predictions(_expand_names(paths, counts), np.concatenate(outputs), info.task, list(info.class_names))
+    names, extra = _expand_names(paths, counts), {}
+    if mc_samples:
+        from kerasdl import uncertainty
+
+        inputs = np.concatenate([np.asarray(normalize(tf.constant(x[i:i + batch_size]), info))
+                                 for i in range(0, len(x), batch_size)])
+        stats = uncertainty.predictive_stats(
+            uncertainty.mc_dropout_predict(model, inputs, samples=mc_samples, batch_size=batch_size, seed=seed))
+        probabilities = stats["mean"]
+        extra = {k: stats[k] for k in ("std", "predictive_entropy", "mutual_information")}
+    else:
+        outputs = [np.asarray(forward(tf.constant(x[i:i + batch_size]))) for i in range(0, len(x), batch_size)]
+        probabilities = np.concatenate(outputs)
+    if conformal is not None:
+        extra["prediction_set"] = conformal.predict_sets(probabilities)
+    was_calibrated = calibrator is not None and not mc_samples if kind == "run" else "calibration" in meta
+    return Predictions(names, probabilities, info.task, list(info.class_names), extra, calibrated=was_calibrated)

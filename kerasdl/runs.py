@@ -11,7 +11,9 @@
       model.keras              the final model (best weights), loadable with keras.saving.load_model
       backup/                  BackupAndRestore state while a run is unfinished (enables --resume)
       logs/                    TensorBoard event files
-      plots/*.png              learning curves, confusion matrix
+      plots/*.png              learning curves, confusion matrix, reliability diagram
+      calibration.json         the calibration map fitted on validation, test figures before/after
+      members/member<k>/       an ensemble's members, each a complete run (see kerasdl.ensemble)
 """
 
 from __future__ import annotations
@@ -95,9 +97,14 @@ def load_run(run_dir: str) -> LoadedRun:
     from kerasdl.data import DatasetInfo
     from kerasdl.models import build_model
 
-    check_run_dir(run_dir)
+    check_run_dir(run_dir, need_weights=False)
     config = read_config(run_dir)
     info = DatasetInfo.from_dict(read_json(path(run_dir, DATASET)))
+    if config.ensemble > 1:  # one model made of the members' runs
+        from kerasdl.ensemble import load_ensemble
+
+        return LoadedRun(run_dir, config, info, load_ensemble(run_dir, config.ensemble, info.input_shape))
+    check_run_dir(run_dir)
     model = build_model(
         config.model, input_shape=tuple(info.input_shape), num_classes=output_units(config, info),
         **config.model_options,

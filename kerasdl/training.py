@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kerasdl import callbacks as cb
-from kerasdl import evaluation, plots, runs
+from kerasdl import evaluation, plots, posthoc, runs
 from kerasdl.config import RunConfig
 from kerasdl.errors import KerasdlUsageError, first_line
 
@@ -267,12 +267,16 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
     """
     config = with_default_options(config.resolved())
     config.validate()
+    if config.ensemble > 1:
+        return _train_ensemble(config, resume=resume, overwrite=overwrite, rich_progress=rich_progress,
+                               echo=echo, progress=progress)
     set_seed(config.seed)
     run_dir = config.run_dir
 
     # Everything that can be refused is checked before the run directory is touched.
     data, info = load_splits(config)
     train_ds, val_ds, test_ds = data["train"], data["validation"], data["test"]
+    plain_val_ds = val_ds  # before any mapping for auxiliary heads (calibration needs the plain one)
     from kerasdl import augment
 
     transforms = augment.resolve(config.augment, info.input_shape, info.task)
@@ -365,7 +369,7 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
     model = main_output(model)  # auxiliary heads only help training
     model.save(runs.path(run_dir, runs.MODEL))
 
-    test = evaluation.evaluate_model(model, test_ds, info)
+    test = evaluation.evaluate_model(model, test_ds, info, n_bins=config.ece_bins)
     test["plots"] = evaluation.write_plots(test, info, run_dir, "test")
     plots.learning_curves(history, runs.path(run_dir, os.path.join(runs.PLOTS, "learning_curves.png")),
                           title=f"{config.model} on {config.dataset}")
@@ -383,6 +387,11 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
         "train_examples_per_second": round(images / max(sum(r.get("epoch_time_s", 0) for r in history), 1e-9), 1),
         "test": test,
     }
+    if config.calibrate and posthoc.calibratable(info):
+        calibrated = posthoc.calibrate(model, info, plain_val_ds, test_ds, run_dir, method=config.calibration,
+                                       n_bins=config.ece_bins, conformal_alpha=config.conformal_alpha,
+                                       seed=config.seed, title=f"{config.model} on {config.dataset}")
+        record["calibration"] = posthoc.summary(calibrated)
     if transfer:
         record["transfer"] = transfer
     if regularised:
@@ -398,3 +407,64 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
 
         export_path = export_run(run_dir, export_root=config.export_dir)
     return TrainResult(run_dir, config, record, stop_reason, export_path)
+
+
+def _train_ensemble(config: RunConfig, *, resume: bool, overwrite: bool, rich_progress, echo,
+                    progress: bool) -> TrainResult:
+    """Train ``config.ensemble`` members (seeds seed, seed + 1, ...) as runs inside the run
+    directory, then evaluate, calibrate and (optionally) export them as one model."""
+    from kerasdl import ensemble
+
+    run_dir = config.run_dir
+    data, info = load_splits(config, ("validation", "test"), shuffle_train=False)  # bad data: refused now
+    make_loss(config, info)
+    build_for_dataset(config, info)  # a shape the model cannot take: refused before any folder is made
+    _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    config.save(runs.path(run_dir, runs.CONFIG))
+    runs.write_json(runs.path(run_dir, runs.METRICS), {"status": "running"})
+    t0 = time.perf_counter()
+    members, stop_reasons = ensemble.member_configs(config), []
+    for k, member in enumerate(members, start=1):
+        done = runs.read_json(runs.path(member.run_dir, runs.METRICS), default={}) or {}
+        if done.get("status") == "completed":
+            echo(f"ensemble member {k}/{len(members)} (seed {member.seed}): already trained")
+            stop_reasons.append(done.get("stop_reason"))
+            continue
+        echo(f"ensemble member {k}/{len(members)} (seed {member.seed})")
+        started = os.path.exists(runs.path(member.run_dir, runs.CONFIG))
+        result = train(member, resume=started, rich_progress=rich_progress, echo=echo, progress=progress)
+        stop_reasons.append(result.stop_reason)
+    shutil.copyfile(runs.path(members[0].run_dir, runs.DATASET), runs.path(run_dir, runs.DATASET))
+    run = runs.load_run(run_dir)
+    info, model = run.info, run.model
+    test = evaluation.evaluate_model(model, data["test"], info, n_bins=config.ece_bins)
+    test["plots"] = evaluation.write_plots(test, info, run_dir, "test")
+    member_figures = []
+    for member in members:
+        figures = (runs.read_json(runs.path(member.run_dir, runs.METRICS), default={}) or {}).get("test", {})
+        member_figures.append({"run_dir": member.run_dir, "seed": member.seed,
+                               **{k: figures[k] for k in ("accuracy", "nll", "ece", "r2", "mse", "mean_iou")
+                                  if k in figures}})
+    record = {
+        "status": "completed",
+        "stop_reason": "completed",
+        "ensemble": config.ensemble,
+        "member_stop_reasons": stop_reasons,
+        "members": member_figures,
+        "parameters": int(model.count_params()),
+        "train_seconds_this_session": round(time.perf_counter() - t0, 2),
+        "test": test,
+    }
+    if config.calibrate and posthoc.calibratable(info):
+        calibrated = posthoc.calibrate(model, info, data["validation"], data["test"], run_dir,
+                                       method=config.calibration, n_bins=config.ece_bins,
+                                       conformal_alpha=config.conformal_alpha, seed=config.seed,
+                                       title=f"{config.ensemble} x {config.model} on {config.dataset}")
+        record["calibration"] = posthoc.summary(calibrated)
+    runs.write_json(runs.path(run_dir, runs.METRICS), record)
+    export_path = None
+    if config.export:
+        from kerasdl.export import export_run
+
+        export_path = export_run(run_dir, export_root=config.export_dir)
+    return TrainResult(run_dir, config, record, "completed", export_path)

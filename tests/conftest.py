@@ -59,7 +59,34 @@ def workdir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def trained_run(run_cli, workdir):
-    """A short real lenet5 run on mnist5k, shared by the evaluate/export/predict tests."""
+    """A short real lenet5 run on mnist5k, shared by the evaluate/export/predict tests; calibrated
+    (the default) with conformal sets, so the export tests see every calibrated output."""
     proc = run_cli("train", "--epochs", "3", "--schedule", "constant", "--augment", "none", "--name", "lenet",
-                   "--seed", "1", cwd=workdir, check=0)
+                   "--seed", "1", "--conformal-alpha", "0.1", cwd=workdir, check=0)
     return workdir / "runs" / "lenet", proc
+
+
+class InProcess:
+    """What a finished ``kerasdl`` invocation left: returncode, stdout, stderr (as subprocess's)."""
+
+    def __init__(self, result):
+        self.returncode, self.stdout, self.stderr = result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def cli_inprocess(data_dir, monkeypatch):
+    """Run the same ``kerasdl`` command group in this process (click's CliRunner, which turns the
+    group's sys.exit into an exit code): for the many bad-input cases, where a subprocess per case
+    would mostly measure TensorFlow's import time. The real installed entry point is exercised by
+    ``run_cli`` and test_install.py."""
+    from click.testing import CliRunner
+
+    from kerasdl.cli.main import cli
+
+    def run(*args, cwd):
+        monkeypatch.chdir(cwd)
+        env = {"KERASDL_DATA_DIR": data_dir, "KERASDL_OFFLINE": "1", "COLUMNS": "200"}
+        return InProcess(CliRunner().invoke(cli, [str(a) for a in args], env=env, prog_name="kerasdl",
+                                           catch_exceptions=False))
+
+    return run

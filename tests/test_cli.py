@@ -26,10 +26,19 @@ def assert_one_line_error(proc, *needles):
 
 
 # ---- help and version ------------------------------------------------------------------------
-@pytest.mark.parametrize("command", ["", "train", "evaluate", "predict", "export", "models", "datasets"])
-def test_help_everywhere_has_examples(run_cli, workdir, command):
-    proc = run_cli(*([command] if command else []), "--help", cwd=workdir, check=0)
+def test_root_help_through_the_installed_entry_point(run_cli, workdir):
+    proc = run_cli("--help", cwd=workdir, check=0)
     assert "Usage: kerasdl" in proc.stdout and "Examples:" in proc.stdout
+    for command in ("train", "evaluate", "calibrate", "predict", "export", "models", "datasets"):
+        assert command in proc.stdout
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "calibrate", "predict", "export", "models", "datasets",
+                                     "augment-preview"])
+def test_help_everywhere_has_examples(cli_inprocess, workdir, command):
+    proc = cli_inprocess(command, "--help", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert f"Usage: kerasdl {command}" in proc.stdout and "Examples:" in proc.stdout
 
 
 def test_version(run_cli, workdir):
@@ -73,22 +82,36 @@ def test_evaluate_reports_and_records(trained_run, run_cli, workdir):
 
 
 def test_export_reloads_in_fresh_tf_process_and_matches_predict(trained_run, run_cli, workdir, tmp_path):
+    """The SavedModel, loaded by plain TensorFlow in a fresh process, gives the run's calibrated
+    probabilities (as ``kerasdl predict`` computes them), the raw ones, and the LAC sets (#5)."""
     run, _ = trained_run
     root = tmp_path / "exports"
     for expected in ("1", "2"):  # versions count up
         proc = run_cli("export", run, "--export-dir", root, cwd=workdir, check=0)
         assert proc.stdout.strip().endswith(os.path.join(str(root), "lenet5", expected))
     assert sorted(os.listdir(root / "lenet5")) == ["1", "2"]  # no temporaries left behind
+    cal = json.loads((run / "calibration.json").read_text())
+    meta = json.loads((root / "lenet5" / "2" / "kerasdl.json").read_text())
+    assert meta["calibration"]["temperature"] == pytest.approx(cal["temperature"])
+    assert meta["calibration"]["test_ece_after"] == pytest.approx(cal["test_after"]["ece"])
 
     from kerasdl.data import load_arrays
 
     x, y, _ = load_arrays("mnist5k", "test")
     np.savez(tmp_path / "batch.npz", x=x[:64])
-    pred_csv = tmp_path / "pred.csv"
-    run_cli("predict", run, tmp_path / "batch.npz", "--output", pred_csv, cwd=workdir, check=0)
-    with open(pred_csv) as f:
-        rows = list(csv.reader(f))[1:]
-    probs_cli = np.array([[float(v) for v in r[2:]] for r in rows])
+
+    def predicted(*extra):
+        out = tmp_path / "pred.csv"
+        run_cli("predict", run, tmp_path / "batch.npz", "--output", out, *extra, cwd=workdir, check=0)
+        with open(out) as f:
+            rows = list(csv.reader(f))
+        return rows[0], np.array([[float(v) for v in r[2:12]] for r in rows[1:]]), [r[12:] for r in rows[1:]]
+
+    header, probs_cli, sets_cli = predicted("--sets", "lac")
+    assert header[-1] == "prediction_set"
+    _, raw_cli, _ = predicted("--uncalibrated")
+    assert np.array_equal(probs_cli.argmax(1), raw_cli.argmax(1))  # temperature never moves the argmax
+    assert np.max(np.abs(probs_cli - raw_cli)) > 1e-4  # but it did change the probabilities
 
     # A fresh interpreter that never imports kerasdl: plain TensorFlow only.
     script = textwrap.dedent(f"""
@@ -96,14 +119,18 @@ def test_export_reloads_in_fresh_tf_process_and_matches_predict(trained_run, run
         m = tf.saved_model.load({str(root / "lenet5" / "2")!r})
         x = np.load({str(tmp_path / "batch.npz")!r})["x"]
         out = m.signatures["serving_default"](inputs=tf.constant(x))
-        np.save({str(tmp_path / "sm.npy")!r}, out["probabilities"].numpy())
+        np.savez({str(tmp_path / "sm.npz")!r}, **{{k: v.numpy() for k, v in out.items()}})
         assert "kerasdl" not in sys.modules
     """)
     subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, capture_output=True)
-    probs_sm = np.load(tmp_path / "sm.npy")
+    sm = np.load(tmp_path / "sm.npz")
+    probs_sm = sm["probabilities"]
     assert probs_sm.shape == (64, 10)
     assert np.max(np.abs(probs_sm - probs_cli)) <= 1e-5
+    assert np.max(np.abs(sm["uncalibrated_probabilities"] - raw_cli)) <= 1e-5
     assert (probs_sm.argmax(1) == y[:64]).mean() > 0.8
+    sets_sm = ["{" + ",".join(str(k) for k in range(10) if row[k]) + "}" for row in sm["prediction_set"]]
+    assert sets_sm == [s[0] for s in sets_cli]
 
     # predict also takes the export itself (latest version) and image files.
     from PIL import Image
@@ -217,11 +244,17 @@ BAD = [
 
 
 @pytest.mark.parametrize("args,needles", BAD, ids=[" ".join(a) for a, _ in BAD])
-def test_bad_input_is_one_line_exit_2(run_cli, tmp_path, args, needles):
+def test_bad_input_is_one_line_exit_2(cli_inprocess, tmp_path, args, needles):
+    assert_one_line_error(cli_inprocess(*args, cwd=tmp_path), *needles)
+
+
+@pytest.mark.parametrize("args,needles", [BAD[0], BAD[-1]], ids=["bad model", "bad command"])
+def test_bad_input_through_the_installed_entry_point(run_cli, tmp_path, args, needles):
     assert_one_line_error(run_cli(*args, cwd=tmp_path), *needles)
 
 
-def test_bad_files_and_run_dirs(run_cli, trained_run, tmp_path):
+def test_bad_files_and_run_dirs(cli_inprocess, trained_run, tmp_path):
+    run_cli = cli_inprocess
     # An image folder with no class sub-folders, and one with an unreadable image.
     (tmp_path / "empty").mkdir()
     assert_one_line_error(run_cli("train", "--dataset", tmp_path / "empty", cwd=tmp_path), "empty")
@@ -248,7 +281,8 @@ def test_bad_files_and_run_dirs(run_cli, trained_run, tmp_path):
     assert not (tmp_path / "saved_models").exists()
 
 
-def test_existing_run_is_not_damaged_by_a_refused_or_failed_overwrite(run_cli, trained_run, tmp_path):
+def test_existing_run_is_not_damaged_by_a_refused_or_failed_overwrite(cli_inprocess, trained_run, tmp_path):
+    run_cli = cli_inprocess
     import shutil
 
     run = tmp_path / "runs" / "keep"

@@ -209,7 +209,8 @@ def test_train_help_lists_every_technique(run_cli, tmp_path):
         assert name in out, name
 
 
-def test_bad_technique_values_exit_2_with_one_line(run_cli, tmp_path):
+def test_bad_technique_values_exit_2_with_one_line(cli_inprocess, tmp_path):
+    run_cli = cli_inprocess
     proc = run_cli("train", "--init", "kaiming", "--epochs", "1", cwd=tmp_path)
     assert proc.returncode == 2
     assert "initializer" in proc.stderr and "glorot, he, lecun" in proc.stderr
