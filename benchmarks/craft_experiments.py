@@ -31,16 +31,9 @@ import subprocess
 import sys
 import tempfile
 
+from _cli import kerasdl  # benchmarks/_cli.py (the script's folder is on sys.path)
+
 SEEDS = (0, 1)
-
-
-def kerasdl(args: list[str], cwd: str) -> str:
-    env = dict(os.environ, KERASDL_OFFLINE="1", TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run([sys.executable, "-m", "kerasdl", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"kerasdl {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
-    return proc.stdout
 
 
 def train(workdir: str, name: str, args: list[str], seed: int) -> dict:
