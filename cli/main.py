@@ -26,6 +26,7 @@ from .evaluate import evaluate_command  # noqa: E402
 from .export import export_command  # noqa: E402
 from .predict import predict_command  # noqa: E402
 from .train import train_command  # noqa: E402
+from .tune import tune_command  # noqa: E402
 
 EPILOG = """\b
 Examples:
@@ -34,6 +35,7 @@ Examples:
   kerasdl evaluate runs/<run>                     # accuracy, NLL, ECE, confusion matrix
   kerasdl calibrate runs/<run> --conformal-alpha 0.1   # temperature scaling + prediction sets
   kerasdl export runs/<run>                       # saved_models/<model>/<version>/
+  kerasdl tune --model mlp --dataset digits --tuner hyperband   # Keras Tuner search
   kerasdl predict saved_models/lenet5 digit.png
   kerasdl models; kerasdl datasets                # what is available
 """
@@ -92,6 +94,7 @@ cli.add_command(evaluate_command)
 cli.add_command(calibrate_command)
 cli.add_command(predict_command)
 cli.add_command(export_command)
+cli.add_command(tune_command)
 cli.add_command(models_command)
 cli.add_command(datasets_command)
 cli.add_command(augment_preview_command)

@@ -1,0 +1,114 @@
+"""``kerasdl tune``: hyperparameter search on Keras Tuner, each trial a kerasdl training run."""
+
+from __future__ import annotations
+
+import click
+from click.core import ParameterSource
+
+from kerasdl.tfquiet import import_tensorflow
+
+from .render import print_rows
+
+EPILOG = """\b
+Examples:
+  kerasdl tune --model mlp --dataset digits --tuner hyperband --epochs 9
+  kerasdl tune --model mlp --dataset digits --tuner bayesian --max-trials 20 --objective val_accuracy
+  kerasdl tune --model lenet5 --space space.yaml --max-trials 8     # your own search space
+  kerasdl tune --resume runs/tune-mlp-digits-20261123-101500        # continue an interrupted search
+  kerasdl train --config runs/tune-mlp-digits-20261123-101500/best.yaml   # retrain the best
+
+\b
+space.yaml overrides or extends the model's default space:
+  learning_rate: {type: float, min: 1.0e-4, max: 1.0e-2, log: true}
+  model_opt.width: {type: choice, values: [64, 128, 256]}
+  model_opt.dropout: {type: fixed, value: 0.2}
+"""
+
+
+@click.command("tune", epilog=EPILOG)
+@click.option("--model", "-m", default=None, help="Registry name.  [default: mlp]")
+@click.option("--dataset", "-d", default=None, help="Dataset name.  [default: digits]")
+@click.option("--tuner", default=None, help="random, grid, bayesian or hyperband.  [default: random]")
+@click.option("--max-trials", type=click.IntRange(min=1), default=None,
+              help="Trials to run (random, grid, bayesian).  [default: 10]")
+@click.option("--objective", default=None, help="val_loss, val_accuracy, val_nll or val_ece (on the validation "
+              "split).  [default: val_loss]")
+@click.option("--epochs", "-e", type=click.IntRange(min=1), default=None,
+              help="Epochs per trial; hyperband's largest budget.  [default: 10]")
+@click.option("--space", "space_file", type=click.Path(dir_okay=False), default=None,
+              help="YAML search space that overrides or extends the model's default.")
+@click.option("--seed", type=int, default=None, help="Seed of the search and of every trial.  [default: 0]")
+@click.option("--name", default=None, help="Tune directory name.  [default: tune-<model>-<dataset>-<time>]")
+@click.option("--output-dir", type=click.Path(file_okay=False), default=None, help="[default: runs]")
+@click.option("--show-space", is_flag=True, help="Print the search space and exit.")
+@click.option("--resume", "resume_dir", type=click.Path(), default=None,
+              help="Continue an interrupted search; finished trials are not redone.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing tune directory of the same name.")
+@click.pass_context
+def tune_command(ctx, model, dataset, tuner, max_trials, objective, epochs, space_file, seed, name, output_dir,
+                 show_space, resume_dir, overwrite):
+    """Search hyperparameters; every trial is a kerasdl training run.
+
+    Writes a ranked tune_results.csv, best.yaml (retrain with 'kerasdl train --config best.yaml')
+    and tune_objective.png into the tune directory.
+    """
+    import datetime as dt
+    import os
+
+    tf = import_tensorflow()  # quietly, before anything else loads it
+    tf.get_logger().setLevel("ERROR")  # trials rebuild models: retracing notes would bury the trial lines
+    from kerasdl import tuning
+
+    if resume_dir:
+        given = [k for k in ("model", "dataset", "tuner", "max_trials", "objective", "epochs", "space_file", "seed",
+                             "name", "output_dir") if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE]
+        if given or overwrite:
+            raise click.UsageError(f"--resume keeps the search's settings; cannot change {', '.join(given) or 'overwrite'}")
+        settings, tune_dir = tuning.TuneSettings.load(resume_dir), resume_dir
+    else:
+        model, dataset = model or "mlp", dataset or "digits"
+        from kerasdl.config import RunConfig
+
+        base = RunConfig(model=model, dataset=dataset, epochs=epochs or 10, seed=seed or 0, patience=0)
+        base.validate()
+        from kerasdl.data import dataset_info
+
+        task = dataset_info(dataset).task
+        space = tuning.default_space(model, task)
+        if space_file:
+            space = tuning.read_space(space_file, space)
+        base_fields = {k: v for k, v in base.to_dict().items() if k not in ("name", "output_dir")}
+        settings = tuning.TuneSettings(base=base_fields, tuner=tuner or "random", objective=objective or "val_loss",
+                                       max_trials=max_trials or 10, seed=seed or 0, space=space)
+        settings.check()
+        if show_space:
+            print_rows("search space", ["hyperparameter", "type", "values"],
+                       [[k, v["type"], ", ".join(f"{kk}={vv}" for kk, vv in v.items() if kk != "type")]
+                        for k, v in settings.space.items()])
+            return
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        tune_dir = os.path.join(output_dir or "runs", name or f"tune-{model}-{dataset.replace('/', '_')}-{stamp}")
+
+    click.echo(f"{settings.tuner} search over {len(settings.space)} hyperparameters of {settings.base['model']} on "
+               f"{settings.base['dataset']}, objective {settings.objective} -> {tune_dir}")
+    try:
+        result = tuning.tune(settings, tune_dir, resume=bool(resume_dir), overwrite=overwrite, echo=click.echo)
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted; continue with: kerasdl tune --resume {tune_dir}", err=True)
+        raise
+    shown = [k for k in settings.space if not k.startswith("tuner/")]
+    rows = [[r["trial"], r["status"], *(f"{r[settings.objective]:.4f}" if r.get(settings.objective) is not None
+                                        else "-",),
+             *(_fmt(r.get(k)) for k in shown)] for r in result.rows]
+    print_rows(f"trials, best first ({settings.objective})", ["trial", "status", settings.objective, *shown], rows)
+    if result.best_config:
+        click.echo(f"best config: {result.best_config}  (retrain: kerasdl train --config {result.best_config})")
+    if result.plot:
+        click.echo(f"plot: {result.plot}")
+    click.echo(f"results: {os.path.join(tune_dir, tuning.RESULTS_CSV)}")
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return "-" if value is None else str(value)

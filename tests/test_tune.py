@@ -1,0 +1,136 @@
+"""kerasdl tune on the real Keras Tuner: every tuner completes, failures are recorded, resume does
+not redo finished trials, and the best config retrains to its reported score."""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import pytest
+import yaml
+
+from kerasdl.errors import KerasdlUsageError, UnknownNameError
+
+SMALL = {  # a small, fast space: MLPs on sklearn's 8x8 digits
+    "learning_rate": {"type": "choice", "values": [0.003, 0.01]},
+    "optimizer": {"type": "fixed", "value": "adam"},
+    "batch_size": {"type": "fixed", "value": 64},
+    "augment": {"type": "fixed", "value": "none"},
+    "model_opt.width": {"type": "choice", "values": [32, 64]},
+    "model_opt.depth": {"type": "fixed", "value": 1},
+}
+
+
+def settings(tuner="random", max_trials=3, epochs=2, space=None, objective="val_loss"):
+    from kerasdl.config import RunConfig
+    from kerasdl.tuning import TuneSettings
+
+    base = {k: v for k, v in RunConfig(model="mlp", dataset="digits", epochs=epochs, patience=0).to_dict().items()
+            if k not in ("name", "output_dir")}
+    return TuneSettings(base=base, tuner=tuner, objective=objective, max_trials=max_trials, seed=0,
+                        space=space or SMALL)
+
+
+def rows(tune_dir):
+    with open(os.path.join(tune_dir, "tune_results.csv"), encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_default_space_follows_the_builder_and_yaml_overrides(tmp_path):
+    from kerasdl.tuning import default_space, read_space
+
+    mlp = default_space("mlp")
+    assert {"learning_rate", "optimizer", "batch_size", "augment", "model_opt.width", "model_opt.dropout"} <= set(mlp)
+    assert "model_opt.width" not in default_space("lenet5")  # lenet5's builder has no width option
+    (tmp_path / "s.yaml").write_text("model_opt.width: {type: choice, values: [8, 16]}\n")
+    assert read_space(str(tmp_path / "s.yaml"), mlp)["model_opt.width"]["values"] == [8, 16]
+    (tmp_path / "bad.yaml").write_text("learning_rate: {type: flaot, min: 1, max: 2}\n")
+    with pytest.raises(UnknownNameError, match="float"):
+        read_space(str(tmp_path / "bad.yaml"), mlp)
+    (tmp_path / "bad2.yaml").write_text("learning_rate: {type: float, min: 2, max: 1}\n")
+    with pytest.raises(KerasdlUsageError, match="min < max"):
+        read_space(str(tmp_path / "bad2.yaml"), mlp)
+    (tmp_path / "bad3.yaml").write_text("learning_rat: {type: fixed, value: 1}\n")
+    with pytest.raises(UnknownNameError, match="learning_rate"):
+        read_space(str(tmp_path / "bad3.yaml"), mlp)
+
+
+@pytest.mark.parametrize("tuner", ["grid", "bayesian", "hyperband"])
+def test_each_tuner_completes(tuner, tmp_path, data_dir):
+    from kerasdl.tuning import tune
+
+    result = tune(settings(tuner, max_trials=3, epochs=3), str(tmp_path / tuner), echo=lambda *_: None)
+    done = [r for r in result.rows if r["status"] == "completed"]
+    assert len(done) >= 2 and result.best_config
+    values = [r["val_loss"] for r in done]
+    assert values == sorted(values)  # ranked, best first
+    if tuner == "grid":  # 2 x 2 grid, capped at 3 trials, no combination twice
+        combos = {(r["learning_rate"], r["model_opt.width"]) for r in done}
+        assert len(combos) == len(done) == 3
+    if tuner == "hyperband":
+        assert {int(r["tuner/epochs"]) for r in done} >= {1, 3}  # successive halving budgets
+
+
+def test_random_search_best_config_retrains_to_its_score(tmp_path, data_dir):
+    from kerasdl.config import RunConfig
+    from kerasdl.training import train
+    from kerasdl.tuning import tune, validation_figures
+
+    result = tune(settings("random", max_trials=3), str(tmp_path / "t"), echo=lambda *_: None)
+    table = rows(result.tune_dir)
+    assert len(table) == 3 and {r["status"] for r in table} == {"completed"}
+    assert os.path.getsize(result.plot) > 5000
+    best = yaml.safe_load(open(result.best_config))
+    config = RunConfig.from_mapping(best).replace(output_dir=str(tmp_path / "re"), name="best")
+    retrained = train(config, echo=lambda *_: None, progress=False)
+    again = validation_figures(retrained.run_dir, config)["val_loss"]
+    assert again == pytest.approx(float(table[0]["val_loss"]), rel=0.02)  # seeded: the same run again
+
+
+def test_failed_trials_are_recorded_and_the_search_goes_on(tmp_path, data_dir):
+    from kerasdl.tuning import tune
+
+    space = dict(SMALL, optimizer={"type": "fixed", "value": "sgd"},
+                 learning_rate={"type": "choice", "values": [0.05, 1e12]}, **{"model_opt.width": {"type": "fixed", "value": 32}})
+    result = tune(settings("grid", max_trials=2, space=space), str(tmp_path / "f"), echo=lambda *_: None)
+    status = {float(r["learning_rate"]): r for r in rows(result.tune_dir)}
+    assert status[0.05]["status"] == "completed"
+    assert status[1e12]["status"] == "failed" and "nan" in status[1e12]["message"].lower()
+
+
+def test_resume_does_not_redo_finished_trials(tmp_path, data_dir):
+    from kerasdl.tuning import TuneSettings, tune
+
+    tune_dir = str(tmp_path / "r")
+    started = []
+
+    def interrupt_at_second_trial(line):
+        if line.startswith("trial ") and line.endswith("s)"):
+            started.append(line)  # a finished trial's summary line
+        elif line.startswith("trial ") and len(started) == 1:
+            raise KeyboardInterrupt  # as if Ctrl-C arrived when the second trial began
+
+    with pytest.raises(KeyboardInterrupt):
+        tune(settings("random", max_trials=3), tune_dir, echo=interrupt_at_second_trial)
+    first = sorted(os.listdir(os.path.join(tune_dir, "trials")))
+    assert len(first) == 1
+    model_file = os.path.join(tune_dir, "trials", first[0], "model.keras")
+    stamp = os.path.getmtime(model_file)
+    lines = []
+    result = tune(TuneSettings.load(tune_dir), tune_dir, resume=True, echo=lines.append)
+    assert os.path.getmtime(model_file) == stamp  # the finished trial was not run again
+    assert not any(line.startswith(f"trial {first[0]}:") for line in lines)
+    table = rows(result.tune_dir)
+    assert len(table) == 3 and len({r["trial"] for r in table}) == 3
+    assert sorted(os.listdir(os.path.join(tune_dir, "trials"))) == sorted(r["trial"] for r in table)
+
+
+def test_cli_tune_bad_input_exits_2(cli_inprocess, tmp_path):
+    proc = cli_inprocess("tune", "--tuner", "hyperbnd", cwd=tmp_path)
+    assert proc.returncode == 2 and "hyperband" in proc.stderr
+    proc = cli_inprocess("tune", "--objective", "val_acc", cwd=tmp_path)
+    assert proc.returncode == 2 and "val_accuracy" in proc.stderr
+    proc = cli_inprocess("tune", "--resume", str(tmp_path / "nope"), cwd=tmp_path)
+    assert proc.returncode == 2 and "tune directory" in proc.stderr
+    proc = cli_inprocess("tune", "--model", "mlp", "--show-space", cwd=tmp_path)
+    assert proc.returncode == 0 and "model_opt.width" in proc.stdout
