@@ -16,6 +16,7 @@ Examples:
   kerasdl tune --model lenet5 --space space.yaml --max-trials 8     # your own search space
   kerasdl tune --resume runs/tune-mlp-digits-20261123-101500        # continue an interrupted search
   kerasdl train --config runs/tune-mlp-digits-20261123-101500/best.yaml   # retrain the best
+  kerasdl tune --model mlp --max-trials 12 --workers 2            # chief + 2 workers on this machine
 
 \b
 space.yaml overrides or extends the model's default space:
@@ -44,9 +45,17 @@ space.yaml overrides or extends the model's default space:
 @click.option("--resume", "resume_dir", type=click.Path(), default=None,
               help="Continue an interrupted search; finished trials are not redone.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing tune directory of the same name.")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Distributed search on this machine: a chief process serving the oracle and N worker "
+                   "processes running trials (Keras Tuner's KERASTUNER_* protocol on localhost).")
+@click.option("--prepare", is_flag=True, help="Only write the tune directory's tune.yaml (for a multi-host "
+              "search: then start the chief and the workers with --join).")
+@click.option("--join", "join_dir", type=click.Path(), default=None,
+              help="Run as the chief or a worker of the search in this (shared) tune directory, as the "
+                   "KERASTUNER_TUNER_ID / KERASTUNER_ORACLE_IP / KERASTUNER_ORACLE_PORT variables say.")
 @click.pass_context
 def tune_command(ctx, model, dataset, tuner, max_trials, objective, epochs, space_file, seed, name, output_dir,
-                 show_space, resume_dir, overwrite):
+                 show_space, resume_dir, overwrite, workers, prepare, join_dir):
     """Search hyperparameters; every trial is a kerasdl training run.
 
     Writes a ranked tune_results.csv, best.yaml (retrain with 'kerasdl train --config best.yaml')
@@ -59,6 +68,18 @@ def tune_command(ctx, model, dataset, tuner, max_trials, objective, epochs, spac
     tf.get_logger().setLevel("ERROR")  # trials rebuild models: retracing notes would bury the trial lines
     from kerasdl import tuning
 
+    if join_dir:
+        missing = [v for v in tuning.CHIEF_ENV if v not in os.environ]
+        if missing:
+            raise click.UsageError(f"--join needs the environment variables {', '.join(missing)}")
+        settings = tuning.TuneSettings.load(join_dir)
+        role = os.environ["KERASTUNER_TUNER_ID"]
+        click.echo(f"{role} of the search in {join_dir} (oracle {os.environ['KERASTUNER_ORACLE_IP']}:"
+                   f"{os.environ['KERASTUNER_ORACLE_PORT']})")
+        result = tuning.search(settings, join_dir, echo=click.echo)
+        if result.best_config:
+            click.echo(f"best config: {result.best_config}")
+        return
     if resume_dir:
         given = [k for k in ("model", "dataset", "tuner", "max_trials", "objective", "epochs", "space_file", "seed",
                              "name", "output_dir") if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE]
@@ -89,10 +110,15 @@ def tune_command(ctx, model, dataset, tuner, max_trials, objective, epochs, spac
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         tune_dir = os.path.join(output_dir or "runs", name or f"tune-{model}-{dataset.replace('/', '_')}-{stamp}")
 
+    if prepare:
+        tuning.prepare(settings, tune_dir, resume=bool(resume_dir), overwrite=overwrite)
+        click.echo(f"prepared {tune_dir}; start the chief and workers with: kerasdl tune --join {tune_dir}")
+        return
     click.echo(f"{settings.tuner} search over {len(settings.space)} hyperparameters of {settings.base['model']} on "
                f"{settings.base['dataset']}, objective {settings.objective} -> {tune_dir}")
     try:
-        result = tuning.tune(settings, tune_dir, resume=bool(resume_dir), overwrite=overwrite, echo=click.echo)
+        result = tuning.tune(settings, tune_dir, resume=bool(resume_dir), overwrite=overwrite, echo=click.echo,
+                             workers=workers)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted; continue with: kerasdl tune --resume {tune_dir}", err=True)
         raise

@@ -360,9 +360,8 @@ def _plot(rows: list[dict], settings: TuneSettings, tune_dir: str) -> str:
     return _save(fig, os.path.join(tune_dir, PLOT))
 
 
-def tune(settings: TuneSettings, tune_dir: str, *, resume: bool = False, overwrite: bool = False,
-         echo=print) -> TuneResult:
-    """Run (or continue) a search; returns the ranked trials and the best config's path."""
+def prepare(settings: TuneSettings, tune_dir: str, *, resume: bool = False, overwrite: bool = False) -> None:
+    """Check the settings and create (or check, to resume) the tune directory with tune.yaml."""
     settings.check()
     RunConfig.from_mapping(settings.base, source="tune base config")  # bad base values: refused now
     if resume:
@@ -377,7 +376,29 @@ def tune(settings: TuneSettings, tune_dir: str, *, resume: bool = False, overwri
         shutil.rmtree(tune_dir)
     os.makedirs(tune_dir, exist_ok=True)
     settings.save(tune_dir)
+
+
+def tune(settings: TuneSettings, tune_dir: str, *, resume: bool = False, overwrite: bool = False,
+         echo=print, workers: int = 0) -> TuneResult:
+    """Run (or continue) a search; returns the ranked trials and the best config's path.
+
+    ``workers`` > 0 runs the search distributed on this machine: a chief process serving the
+    oracle on a free localhost port and ``workers`` processes running trials (:func:`run_distributed`).
+    """
+    prepare(settings, tune_dir, resume=resume, overwrite=overwrite)
+    if workers:
+        return run_distributed(settings, tune_dir, workers, echo=echo)
+    return search(settings, tune_dir, echo=echo)
+
+
+def search(settings: TuneSettings, tune_dir: str, *, echo=print) -> TuneResult:
+    """Run the search in this process. Under the KERASTUNER_* environment variables of a
+    distributed search this process is the chief (it serves the oracle, then writes the results)
+    or a worker (it runs the trials the chief hands out)."""
     tuner = make_tuner(settings, tune_dir, overwrite=False, echo=echo)
+    if is_worker():
+        tuner.search(verbose=0)  # until the chief's oracle says stop; the chief writes the results
+        return TuneResult(tune_dir, [], None, None)
     try:
         tuner.search(verbose=0)
     except RuntimeError as exc:  # Keras Tuner: too many consecutive failed trials
@@ -388,4 +409,60 @@ def tune(settings: TuneSettings, tune_dir: str, *, resume: bool = False, overwri
         collect(tuner, settings, tune_dir)  # what did finish is still written down
         raise TrainingFailed(f"search stopped: {settings.max_consecutive_failed_trials} trials in a row failed; "
                              f"see {os.path.join(tune_dir, RESULTS_CSV)}") from None
+    return collect(tuner, settings, tune_dir)
+
+
+CHIEF_ENV = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
+
+
+def is_worker() -> bool:
+    """True in a worker process of a distributed search (it must not write the results)."""
+    return "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in os.environ.get("KERASTUNER_TUNER_ID", "")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_distributed(settings: TuneSettings, tune_dir: str, workers: int, *, echo=print) -> TuneResult:
+    """Keras Tuner's own distributed search on localhost: ``kerasdl tune --join DIR`` as the chief
+    (KERASTUNER_TUNER_ID=chief) and as ``workers`` workers (tuner0, tuner1, ...), all pointed at
+    one oracle port. Each process's output goes to ``<tune dir>/logs/<tuner id>.log``."""
+    import subprocess
+    import sys
+
+    port = _free_port()
+    logs = os.path.join(tune_dir, "logs")
+    os.makedirs(logs, exist_ok=True)
+    procs = []
+    try:
+        for tuner_id in ["chief", *(f"tuner{i}" for i in range(workers))]:
+            env = dict(os.environ, KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP="127.0.0.1",
+                       KERASTUNER_ORACLE_PORT=str(port))
+            log = open(os.path.join(logs, f"{tuner_id}.log"), "w", encoding="utf-8")
+            # cwd: the tune directory, so `-m kerasdl` never picks up a source checkout's kerasdl/
+            # (the repo root has one without cli/ and models/, which only installing maps in).
+            procs.append((tuner_id, log, subprocess.Popen(
+                [sys.executable, "-m", "kerasdl", "tune", "--join", os.path.abspath(tune_dir)], env=env,
+                stdout=log, stderr=subprocess.STDOUT, cwd=os.path.abspath(tune_dir))))
+            if tuner_id == "chief":
+                time.sleep(1.0)  # the chief's gRPC server first
+        echo(f"chief and {workers} workers on 127.0.0.1:{port}; logs in {logs}")
+        codes = {tuner_id: proc.wait() for tuner_id, _, proc in procs}
+    finally:
+        for _, log, proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait()
+            log.close()
+    failed = {k: v for k, v in codes.items() if v != 0}
+    if failed:
+        from kerasdl.training import TrainingFailed
+
+        raise TrainingFailed(f"distributed search processes failed: {failed}; see {logs}")
+    tuner = make_tuner(settings, tune_dir, overwrite=False, echo=echo)  # reloads the chief's saved oracle
     return collect(tuner, settings, tune_dir)

@@ -134,3 +134,22 @@ def test_cli_tune_bad_input_exits_2(cli_inprocess, tmp_path):
     assert proc.returncode == 2 and "tune directory" in proc.stderr
     proc = cli_inprocess("tune", "--model", "mlp", "--show-space", cwd=tmp_path)
     assert proc.returncode == 0 and "model_opt.width" in proc.stdout
+
+
+def test_chief_and_two_workers_run_every_trial_exactly_once(tmp_path, data_dir):
+    """Keras Tuner's distributed protocol for real: a chief process serving the oracle over gRPC on
+    loopback and two worker processes, all ``kerasdl tune --join``."""
+    from kerasdl.tuning import tune
+
+    tune_dir = str(tmp_path / "dist")
+    result = tune(settings("random", max_trials=4, epochs=1), tune_dir, workers=2, echo=lambda *_: None)
+    table = rows(tune_dir)
+    assert len(table) == 4 and {r["status"] for r in table} == {"completed"}
+    ids = sorted(r["trial"] for r in table)
+    assert sorted(os.listdir(os.path.join(tune_dir, "trials"))) == ids
+    finished = []
+    for worker in ("tuner0", "tuner1"):
+        with open(os.path.join(tune_dir, "logs", f"{worker}.log"), encoding="utf-8") as f:
+            finished += [line.split(":")[0].split()[1] for line in f if line.startswith("trial ") and "val_loss" in line]
+    assert sorted(finished) == ids  # every trial ran once, in one of the workers
+    assert result.best_config and os.path.exists(result.best_config)
