@@ -247,6 +247,12 @@ def make_tuner(settings: TuneSettings, tune_dir: str, *, overwrite: bool, echo=p
 
     class KerasdlTuner(kt.Tuner):
         def run_trial(self, trial, *args, **kwargs):
+            import gc
+
+            import keras
+
+            keras.backend.clear_session()  # drop the last trial's graphs and layer-name counters
+            gc.collect()
             values = dict(trial.hyperparameters.values)
             config = apply_values(base, values)
             parent = values.get("tuner/trial_id")
