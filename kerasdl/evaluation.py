@@ -88,11 +88,9 @@ def evaluate_run(run_dir: str, split: str = "test", *, batch_size: int | None = 
                                 data_dir=data_dir or run.config.data_dir)
     n_bins = n_bins or config.ece_bins
     dataset = load_splits(config, (split,), shuffle_train=False)[0][split]
-    calibrator = posthoc.load_calibrator(run_dir) if posthoc.calibratable(run.info) else None
-    conformal = None
-    if calibrator is not None and posthoc.load_conformal(run_dir) is not None:
-        conformal = {score: posthoc.load_conformal(run_dir, score) for score in uncertainty.SCORES}
-    report = evaluate_model(run.model, dataset, run.info, n_bins=n_bins, calibrator=calibrator, conformal=conformal)
+    fitted = posthoc.load(run_dir) if posthoc.calibratable(run.info) else None
+    report = evaluate_model(run.model, dataset, run.info, n_bins=n_bins, calibrator=fitted and fitted.calibrator,
+                            conformal=fitted and fitted.conformal)
     if mc_samples:
         if not posthoc.calibratable(run.info):
             raise KerasdlUsageError(f"MC dropout figures are for classifiers; {run_dir} is a {run.info.task} run")

@@ -102,8 +102,9 @@ def export_run(run_dir: str, export_root: str = "saved_models", name: str | None
 
     from kerasdl import posthoc
 
-    calibrator = posthoc.load_calibrator(run_dir) if posthoc.calibratable(run.info) else None
-    conformal = posthoc.load_conformal(run_dir, "lac") if calibrator is not None else None
+    fitted = posthoc.load(run_dir) if posthoc.calibratable(run.info) else None
+    calibrator = fitted.calibrator if fitted else None
+    conformal = fitted.conformal.get("lac") if fitted else None
     tmp = tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=model_dir)
     try:
         archive = serving_module(run.model, run.info, calibrator, conformal)
@@ -125,7 +126,7 @@ def export_run(run_dir: str, export_root: str = "saved_models", name: str | None
                              if isinstance(v, (int, float))},
         }
         if calibrator is not None:  # T (or the map) and the test figures before/after
-            metadata["calibration"] = posthoc.summary(runs.read_json(runs.path(run_dir, posthoc.CALIBRATION)))
+            metadata["calibration"] = posthoc.summary(fitted.record)
         runs.write_json(os.path.join(tmp, METADATA), metadata)
         return _publish(tmp, model_dir)
     except BaseException:

@@ -167,6 +167,11 @@ def binary_crossentropy(y_true, y_pred):
     return ops.mean(per_logit, axis=-1)
 
 
+def _smoothed(t, smoothing: float):
+    """Label-smoothed targets ``(1 - e) t + e / K`` over the last axis's K classes (``t`` if e = 0)."""
+    return (1.0 - smoothing) * t + smoothing / t.shape[-1] if smoothing else t
+
+
 def categorical_crossentropy(y_true, y_pred, smoothing: float = 0.0):
     """Categorical cross-entropy on logits, ``-sum_j t_j log p_j`` with ``log p = log_softmax(z)``.
 
@@ -176,9 +181,7 @@ def categorical_crossentropy(y_true, y_pred, smoothing: float = 0.0):
     Architecture", section 7).
     """
     log_p, t = _log_probs_and_targets(y_true, y_pred)
-    if smoothing:
-        t = (1.0 - smoothing) * t + smoothing / log_p.shape[-1]
-    return -ops.sum(t * log_p, axis=-1)
+    return -ops.sum(_smoothed(t, smoothing) * log_p, axis=-1)
 
 
 def sparse_categorical_crossentropy(y_true, y_pred, smoothing: float = 0.0):
@@ -193,9 +196,7 @@ def sparse_categorical_crossentropy(y_true, y_pred, smoothing: float = 0.0):
     """
     if y_pred.shape[-1] == 1 or smoothing:  # one logit: the pair (0, z)
         log_p, t = _log_probs_and_targets(y_true, y_pred, sparse=True)
-        if smoothing:
-            t = (1.0 - smoothing) * t + smoothing / log_p.shape[-1]
-        return -ops.sum(t * log_p, axis=-1)
+        return -ops.sum(_smoothed(t, smoothing) * log_p, axis=-1)
     return ops.sparse_categorical_crossentropy(_class_ids(y_true, y_pred), y_pred, from_logits=True)
 
 

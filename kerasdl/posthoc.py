@@ -20,6 +20,7 @@ is read as the two softmax logits (0, z) first, as everywhere else in kerasdl.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -92,8 +93,9 @@ def calibrate(model, info, val_ds, test_ds, run_dir: str, *, method: str = "temp
     z_val, y_val = class_logits_of(model, val_ds)
     z_test, y_test = class_logits_of(model, test_ds)
     calibrator = calibration.fit_calibrator(method, z_val, y_val)
+    z_val_after, z_test_after = calibrator.apply(z_val), calibrator.apply(z_test)
     before = calibration.calibration_report(z_test, y_test, n_bins)
-    after = calibration.calibration_report(calibrator.apply(z_test), y_test, n_bins)
+    after = calibration.calibration_report(z_test_after, y_test, n_bins)
     record = {
         "method": method,
         "calibrator": calibrator.to_dict(),
@@ -102,16 +104,16 @@ def calibrate(model, info, val_ds, test_ds, run_dir: str, *, method: str = "temp
         "test_examples": int(len(y_test)),
         "n_bins": int(n_bins),
         "validation_nll_before": metrics.nll_from_logits(z_val, y_val),
-        "validation_nll_after": metrics.nll_from_logits(calibrator.apply(z_val), y_val),
+        "validation_nll_after": metrics.nll_from_logits(z_val_after, y_val),
         "test_before": before,
         "test_after": after,
     }
     if method == "temperature":
         record["temperature"] = float(calibrator.params["temperature"])
-    p_test_before, p_test_after = metrics.softmax(z_test), metrics.softmax(calibrator.apply(z_test))
+    p_test_before, p_test_after = metrics.softmax(z_test), metrics.softmax(z_test_after)
     if conformal_alpha is not None:
-        record["conformal"] = conformal_record(metrics.softmax(calibrator.apply(z_val)), y_val, p_test_after,
-                                               y_test, conformal_alpha, seed=seed)
+        record["conformal"] = conformal_record(metrics.softmax(z_val_after), y_val, p_test_after, y_test,
+                                               conformal_alpha, seed=seed)
     plots = [
         calibration.reliability_diagram(p_test_before, y_test, runs.path(run_dir, RELIABILITY_PNG),
                                         probs_after=p_test_after, n_bins=n_bins,
@@ -139,24 +141,34 @@ def summary(record: dict) -> dict:
     return out
 
 
-def load_calibrator(run_dir: str) -> calibration.Calibrator | None:
-    """The run's fitted calibration map, or None when it was never calibrated."""
+@dataclass
+class Fitted:
+    """What calibration.json holds, read once: the map, the conformal predictors by score (empty
+    when none were fitted) and the whole record."""
+
+    calibrator: calibration.Calibrator
+    conformal: dict
+    record: dict
+
+
+def load(run_dir: str) -> Fitted | None:
+    """The run's fitted calibration (and conformal sets), or None when it was never calibrated."""
     record = runs.read_json(runs.path(run_dir, CALIBRATION))
     if not record:
         return None
     try:
-        return calibration.Calibrator.from_dict(record["calibrator"])
+        calibrator = calibration.Calibrator.from_dict(record["calibrator"])
+        conformal = {score: uncertainty.Conformal.from_dict(record["conformal"][score])
+                     for score in uncertainty.SCORES} if "conformal" in record else {}
     except (KeyError, TypeError, ValueError) as exc:
         raise KerasdlUsageError(f"corrupt {runs.path(run_dir, CALIBRATION)}: {exc}") from None
+    return Fitted(calibrator, conformal, record)
 
 
-def load_conformal(run_dir: str, score: str = "lac") -> uncertainty.Conformal | None:
-    """The run's split-conformal predictor for ``score``, or None when none was fitted."""
-    uncertainty._check_score(score)
-    record = runs.read_json(runs.path(run_dir, CALIBRATION)) or {}
-    if "conformal" not in record:
-        return None
-    return uncertainty.Conformal.from_dict(record["conformal"][score])
+def load_calibrator(run_dir: str) -> calibration.Calibrator | None:
+    """The run's fitted calibration map, or None when it was never calibrated."""
+    fitted = load(run_dir)
+    return fitted.calibrator if fitted else None
 
 
 def calibrate_run(run_dir: str, *, method: str = "temperature", n_bins: int = 15,

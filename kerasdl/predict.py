@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kerasdl import runs
-from kerasdl.errors import KerasdlUsageError
+from kerasdl.errors import KerasdlUsageError, UnknownNameError
+from kerasdl.uncertainty import SCORES
 
 
 @dataclass
@@ -70,6 +71,8 @@ def predict(source: str, paths: list[str], *, batch_size: int = 256, calibrated:
 
     kind, where = resolve_source(source)
     calibrator = conformal = None
+    if sets is not None and sets not in SCORES:
+        raise UnknownNameError("conformal score", str(sets), SCORES)
     if mc_samples and sets:
         raise KerasdlUsageError("conformal sets were calibrated on the run's deterministic probabilities; "
                                 "use them without MC dropout")
@@ -83,11 +86,12 @@ def predict(source: str, paths: list[str], *, batch_size: int = 256, calibrated:
         info, model = run.info, run.model
         if (mc_samples or sets) and not posthoc.calibratable(info):
             raise KerasdlUsageError(f"MC dropout and conformal sets are for classifiers; {where} is a {info.task} run")
-        if calibrated and posthoc.calibratable(info):
-            calibrator = posthoc.load_calibrator(where)
+        fitted = posthoc.load(where) if posthoc.calibratable(info) else None
+        if calibrated and fitted:
+            calibrator = fitted.calibrator
         if sets:
-            conformal = posthoc.load_conformal(where, sets)
-            if conformal is None or calibrator is None:
+            conformal = fitted.conformal.get(sets) if fitted and calibrator else None
+            if conformal is None:
                 raise KerasdlUsageError(f"{where} has no conformal sets; fit them with: kerasdl calibrate "
                                         f"{where} --conformal-alpha 0.1")
 

@@ -387,11 +387,6 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
         "train_examples_per_second": round(images / max(sum(r.get("epoch_time_s", 0) for r in history), 1e-9), 1),
         "test": test,
     }
-    if config.calibrate and posthoc.calibratable(info):
-        calibrated = posthoc.calibrate(model, info, plain_val_ds, test_ds, run_dir, method=config.calibration,
-                                       n_bins=config.ece_bins, conformal_alpha=config.conformal_alpha,
-                                       seed=config.seed, title=f"{config.model} on {config.dataset}")
-        record["calibration"] = posthoc.summary(calibrated)
     if transfer:
         record["transfer"] = transfer
     if regularised:
@@ -399,14 +394,25 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
     if stop_reason == "nan_loss":
         epoch, batch = nan_guard.stopped_at
         record["nan_at"] = {"epoch": epoch + 1, "batch": batch + 1}
-    runs.write_json(runs.path(run_dir, runs.METRICS), record)
-
-    export_path = None
-    if config.export:
-        from kerasdl.export import export_run
-
-        export_path = export_run(run_dir, export_root=config.export_dir)
+    export_path = _finish(model, info, config, plain_val_ds, test_ds, record, f"{config.model} on {config.dataset}")
     return TrainResult(run_dir, config, record, stop_reason, export_path)
+
+
+def _finish(model, info, config: RunConfig, val_ds, test_ds, record: dict, title: str) -> str | None:
+    """The end of every run (single or ensemble): calibrate a classifier on validation, write
+    metrics.json, export when asked; returns the export path."""
+    run_dir = config.run_dir
+    if config.calibrate and posthoc.calibratable(info):
+        calibrated = posthoc.calibrate(model, info, val_ds, test_ds, run_dir, method=config.calibration,
+                                       n_bins=config.ece_bins, conformal_alpha=config.conformal_alpha,
+                                       seed=config.seed, title=title)
+        record["calibration"] = posthoc.summary(calibrated)
+    runs.write_json(runs.path(run_dir, runs.METRICS), record)
+    if not config.export:
+        return None
+    from kerasdl.export import export_run
+
+    return export_run(run_dir, export_root=config.export_dir)
 
 
 def _train_ensemble(config: RunConfig, *, resume: bool, overwrite: bool, rich_progress, echo,
@@ -455,16 +461,6 @@ def _train_ensemble(config: RunConfig, *, resume: bool, overwrite: bool, rich_pr
         "train_seconds_this_session": round(time.perf_counter() - t0, 2),
         "test": test,
     }
-    if config.calibrate and posthoc.calibratable(info):
-        calibrated = posthoc.calibrate(model, info, data["validation"], data["test"], run_dir,
-                                       method=config.calibration, n_bins=config.ece_bins,
-                                       conformal_alpha=config.conformal_alpha, seed=config.seed,
-                                       title=f"{config.ensemble} x {config.model} on {config.dataset}")
-        record["calibration"] = posthoc.summary(calibrated)
-    runs.write_json(runs.path(run_dir, runs.METRICS), record)
-    export_path = None
-    if config.export:
-        from kerasdl.export import export_run
-
-        export_path = export_run(run_dir, export_root=config.export_dir)
+    export_path = _finish(model, info, config, data["validation"], data["test"], record,
+                          f"{config.ensemble} x {config.model} on {config.dataset}")
     return TrainResult(run_dir, config, record, "completed", export_path)

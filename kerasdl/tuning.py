@@ -39,11 +39,12 @@ from typing import Any
 import yaml
 
 from kerasdl import runs
+from kerasdl.callbacks import monitor_mode
 from kerasdl.config import RunConfig, read_yaml
 from kerasdl.errors import KerasdlUsageError, UnknownNameError
 
 TUNERS = ("random", "grid", "bayesian", "hyperband")
-OBJECTIVES = {"val_loss": "min", "val_accuracy": "max", "val_nll": "min", "val_ece": "min"}
+OBJECTIVES = ("val_loss", "val_accuracy", "val_nll", "val_ece")  # direction: callbacks.monitor_mode
 SETTINGS = "tune.yaml"  # the search's own settings (resume reads them back)
 RESULTS_CSV = "tune_results.csv"
 BEST_YAML = "best.yaml"
@@ -109,7 +110,7 @@ def check_spec(name: str, spec: Any, source: str = "search space") -> dict:
     if kind in ("float", "int") and not spec["min"] < spec["max"]:
         raise KerasdlUsageError(f"{source}: {name} needs min < max. Received: {spec!r}")
     field_name = name.split(".", 1)[0]
-    if field_name not in {f for f in RunConfig.__dataclass_fields__} and not name.startswith("model_opt."):
+    if field_name not in RunConfig.__dataclass_fields__ and not name.startswith("model_opt."):
         raise UnknownNameError(f"hyperparameter (in {source})", name, list(RunConfig.__dataclass_fields__))
     return dict(spec)
 
@@ -175,7 +176,7 @@ class TuneSettings:
         if self.tuner not in TUNERS:
             raise UnknownNameError("tuner", str(self.tuner), TUNERS)
         if self.objective not in OBJECTIVES:
-            raise UnknownNameError("objective", str(self.objective), tuple(OBJECTIVES))
+            raise UnknownNameError("objective", str(self.objective), OBJECTIVES)
         if not isinstance(self.max_trials, int) or self.max_trials < 1:
             raise KerasdlUsageError(f"max_trials must be a positive integer. Received: {self.max_trials!r}")
         for name, spec in self.space.items():
@@ -205,7 +206,7 @@ class TuneSettings:
 def _oracle(settings: TuneSettings, hp):
     import keras_tuner as kt
 
-    objective = kt.Objective(settings.objective, direction=OBJECTIVES[settings.objective])
+    objective = kt.Objective(settings.objective, direction=monitor_mode(settings.objective))
     common = dict(objective=objective, hyperparameters=hp, seed=settings.seed,
                   max_consecutive_failed_trials=settings.max_consecutive_failed_trials)
     if settings.tuner == "random":
@@ -275,10 +276,10 @@ def make_tuner(settings: TuneSettings, tune_dir: str, *, overwrite: bool, echo=p
             figures = validation_figures(result.run_dir, config)
             if not all(math.isfinite(v) for v in figures.values()):
                 raise kt.errors.FailedTrialError(f"non-finite validation figures {figures}")
-            figures["seconds"] = round(time.perf_counter() - t0, 2)
+            figures["trial_seconds"] = round(time.perf_counter() - t0, 2)
             echo(f"trial {trial.trial_id}: {objective} {figures[objective]:.4f} "
-                 f"({result.stop_reason.replace('_', ' ')}, {figures['seconds']:.0f}s)")
-            return {k: v for k, v in figures.items() if k != "seconds"} | {"trial_seconds": figures["seconds"]}
+                 f"({result.stop_reason.replace('_', ' ')}, {figures['trial_seconds']:.0f}s)")
+            return figures
 
         def save_model(self, trial_id, model, step=0):  # the trial's run directory holds it
             pass
@@ -300,20 +301,15 @@ class TuneResult:
 
 def collect(tuner, settings: TuneSettings, tune_dir: str) -> TuneResult:
     """Write tune_results.csv, best.yaml and the objective plot from the oracle's trials."""
-    direction = OBJECTIVES[settings.objective]
     rows = []
     for trial_id, trial in sorted(tuner.oracle.trials.items()):
-        values = {k: v for k, v in trial.hyperparameters.values.items()}
-        metrics = {}
-        for name in (*OBJECTIVES, "trial_seconds"):
-            if trial.metrics.exists(name):
-                metrics[name] = float(trial.metrics.get_last_value(name))
-        rows.append({"trial": trial_id, "status": str(trial.status).split(".")[-1].lower(),
-                     **metrics, **values, "message": (trial.message or "").strip().splitlines()[-1:] or ""})
-    for r in rows:
-        r["message"] = r["message"][0] if isinstance(r["message"], list) and r["message"] else ""
+        metrics = {name: float(trial.metrics.get_last_value(name))
+                   for name in (*OBJECTIVES, "trial_seconds") if trial.metrics.exists(name)}
+        last_line = (trial.message or "").strip().splitlines()[-1:]  # a failure's reason
+        rows.append({"trial": trial_id, "status": str(trial.status).split(".")[-1].lower(), **metrics,
+                     **trial.hyperparameters.values, "message": last_line[0] if last_line else ""})
     done = [r for r in rows if r.get(settings.objective) is not None and r["status"] == "completed"]
-    done.sort(key=lambda r: r[settings.objective], reverse=direction == "max")
+    done.sort(key=lambda r: r[settings.objective], reverse=monitor_mode(settings.objective) == "max")
     ranked = done + [r for r in rows if r not in done]
     keys = []
     for r in ranked:
@@ -351,8 +347,8 @@ def _plot(rows: list[dict], settings: TuneSettings, tune_dir: str) -> str:
     ax.plot(xs, ys, "o", color="tab:blue", label="trial")
     best, running = [], None
     for y in ys:
-        running = y if running is None else (min(running, y) if OBJECTIVES[settings.objective] == "min"
-                                             else max(running, y))
+        running = y if running is None else (max(running, y) if monitor_mode(settings.objective) == "max"
+                                             else min(running, y))
         best.append(running)
     ax.step(xs, best, where="post", color="tab:red", label="best so far")
     failed = [i + 1 for i, r in enumerate(rows) if r["status"] != "completed"]

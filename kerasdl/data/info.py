@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from kerasdl.config import INPUT_NORMS  # the one list of modes (RunConfig's and the CLI's)
+
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 TASKS: tuple[str, ...] = ("classification", "regression", "segmentation")
 # Tasks whose labels are class indices into ``class_names``: one per example (classification) or
@@ -93,9 +95,6 @@ def feature_stats(x: np.ndarray) -> tuple[list | float, list | float]:
     std = x.std(axis=axes) if len(x) else np.ones(x.shape[-1])
     std = np.where(std < STD_FLOOR, 1.0, std)
     return [float(v) for v in np.atleast_1d(mean)], [float(v) for v in np.atleast_1d(std)]
-
-
-INPUT_NORMS = ("auto", "scale", "standardize", "channel_mean", "none")
 
 
 def input_norm_stats(mode: str, info: DatasetInfo, train_x) -> tuple[list | float, list | float]:
