@@ -8,6 +8,7 @@ from kerasdl.tfquiet import import_tensorflow
 from click.core import ParameterSource
 
 from kerasdl.augment import HELP as AUGMENT_HELP
+from kerasdl.distribute import LR_SCALINGS, PRECISIONS, STRATEGIES
 from kerasdl.config import CALIBRATIONS, DROPOUT_SCHEDULES, INITIALIZERS, INPUT_NORMS, LOSSES, OPTIMIZERS, SCHEDULES, RunConfig
 
 from .options import data_dir_option, export_dir_option
@@ -26,6 +27,10 @@ Examples:
   kerasdl train --resume runs/lenet5-mnist5k-20261123-101500   # continue after a crash or Ctrl-C
   kerasdl train --model lenet5 --dataset cifar10 --export      # any tfds catalog name (downloads)
   kerasdl train --model mlp --model-opt dropout=0.3 --ensemble 5 --conformal-alpha 0.1   # uncertainty
+  kerasdl train --model resnet20 --image-size 32,32 --strategy mirrored --batch-size 256 \\
+                --lr-scaling linear --warmup-epochs 2 --precision mixed_bfloat16    # data parallel
+  TF_CONFIG='{"cluster": {"worker": ["host1:2222", "host2:2222"]}, "task": {"type": "worker", "index": 0}}' \\
+      kerasdl train --strategy multi_worker --name mw1 --output-dir /shared/runs   # on every host
   kerasdl train --dataset mnist5k --classes 5,6,7,8,9 --train-per-class 20 \\
                 --init-from runs/digits04 --freeze backbone            # transfer learning
 """
@@ -125,6 +130,21 @@ def _parse_model_opts(values: tuple[str, ...]) -> dict:
 @click.option("--ensemble", type=click.IntRange(min=1), metavar="N", help="Deep ensemble: train N members "
               "(seeds seed..seed+N-1) in <run>/members/; evaluate, predict and export use the averaged "
               "probabilities.  [default: 1]")
+@click.option("--strategy", help=f"tf.distribute strategy: {', '.join(STRATEGIES)}. auto = multi_worker when "
+              "TF_CONFIG names several tasks, mirrored with several GPUs, else one device. --batch-size is the "
+              "global batch, split over the replicas.  [default: auto]")
+@click.option("--cpu-devices", type=click.IntRange(min=1), metavar="N", help="Split the CPU into N logical "
+              "devices (mirrored data parallelism on a CPU-only machine).  [default: 1]")
+@click.option("--precision", help=f"{', '.join(PRECISIONS)}: 16-bit compute with float32 weights (float16 "
+              "adds loss scaling); the saved model is float32.  [default: float32]")
+@click.option("--jit/--no-jit", default=None, help="XLA-compile the train step (turns TF op determinism "
+              "off).  [default: no-jit]")
+@click.option("--steps-per-execution", type=click.IntRange(min=1), metavar="N", help="Run N batches per "
+              "compiled call (less Python overhead per step; callbacks see every Nth batch).  [default: 1]")
+@click.option("--lr-scaling", help=f"{', '.join(LR_SCALINGS)}: scale --lr by batch/--lr-base-batch "
+              "(linear: Goyal et al. 2017) or its square root.  [default: none]")
+@click.option("--lr-base-batch", type=click.IntRange(min=1), help="Batch size --lr was chosen for.  "
+              "[default: 64]")
 @click.option("--export/--no-export", default=None, help="Export a SavedModel when training ends.")
 @export_dir_option
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
@@ -170,12 +190,21 @@ def train_command(ctx, config_file, resume_dir, overwrite, **options):
     else:
         config = RunConfig.from_mapping(given, source="command line")
 
+    if "name" not in given and not resume_dir and not (config_file and config.name):
+        from kerasdl.distribute import cluster_role
+
+        if cluster_role().num_workers > 1:
+            raise click.UsageError("a multi-worker run (TF_CONFIG) needs --name, so that every worker "
+                                   "agrees on the run directory")
     config = config.resolved()  # fixes the run name now, so an interrupt can name the run
     try:
         result = train(config, resume=bool(resume_dir), overwrite=overwrite, echo=click.echo)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted; continue with: kerasdl train --resume {config.run_dir}", err=True)
         raise
+    if "role" in result.metrics:  # a non-chief worker: the chief reports the run
+        click.echo(f"{result.metrics['role']}: done; the chief writes {result.run_dir}")
+        return
     if result.stop_reason == "nan_loss":
         at = result.metrics["nan_at"]
         click.secho(

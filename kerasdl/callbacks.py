@@ -12,6 +12,7 @@ makes the resumed run redo that epoch and drop its row first: no gaps, no duplic
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import sys
@@ -199,6 +200,40 @@ class ResumableEarlyStopping(ResumeAware):
         if self.wait >= self.patience:
             self.stopped_epoch = epoch
             self.model.stop_training = True
+
+
+class RunBackup(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` whose saves are atomic and that multi-worker runs can share.
+
+    Keras writes ``latest.weights.h5`` in place, so a kill during the write leaves a torn file;
+    here the weights and the epoch record each go to a temporary file first and are renamed into
+    place (weights first: a kill between the two renames re-runs one epoch, it never skips one).
+
+    ``writer=False`` is a non-chief worker of a multi-worker run: it restores from the chief's
+    backup (all workers must resume from the same epoch, so there is one backup, like Keras's own
+    multi-worker rule, which needs the run directory on storage every worker can read) and
+    never writes or deletes it.
+    """
+
+    def __init__(self, backup_dir: str, *, writer: bool = True):
+        super().__init__(backup_dir)
+        self.writer = writer
+
+    def _save_model(self):
+        if not self.writer:
+            return
+        os.makedirs(self.backup_dir, exist_ok=True)
+        tmp_weights = self._weights_path.replace(".weights.h5", f".tmp-{os.getpid()}.weights.h5")
+        self.model.save_weights(tmp_weights, overwrite=True)
+        tmp_meta = f"{self._training_metadata_path}.tmp-{os.getpid()}"
+        with open(tmp_meta, "w") as f:
+            f.write(json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen}))
+        os.replace(tmp_weights, self._weights_path)
+        os.replace(tmp_meta, self._training_metadata_path)
+
+    def on_train_end(self, logs=None):
+        if self.writer:
+            super().on_train_end(logs)
 
 
 class WarmupLearningRate(keras.callbacks.Callback):

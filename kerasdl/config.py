@@ -17,6 +17,7 @@ import yaml
 
 from kerasdl import augment
 from kerasdl.errors import KerasdlUsageError, UnknownNameError, first_line
+from kerasdl.distribute import LR_SCALINGS, PRECISIONS, STRATEGIES
 from kerasdl.losses import LOSSES as LOSS_REGISTRY
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw")
@@ -87,6 +88,14 @@ class RunConfig:
     ece_bins: int = 15  # equal-width confidence bins of ECE / MCE / reliability diagrams
     conformal_alpha: float | None = None  # also fit split-conformal sets with coverage 1 - alpha
     ensemble: int = 1  # deep ensemble: train this many members (seeds seed .. seed + n - 1)
+    # ---- scale (see kerasdl/distribute.py) ----
+    strategy: str = "auto"  # auto | one_device | mirrored | multi_worker | tpu
+    cpu_devices: int = 1  # split the CPU into this many logical devices (mirrored on a CPU-only machine)
+    precision: str = "float32"  # float32 | mixed_float16 | mixed_bfloat16
+    jit: bool = False  # XLA-compile the train step (keras jit_compile)
+    steps_per_execution: int = 1  # batches per compiled call (fewer Python round trips)
+    lr_scaling: str = "none"  # none | linear | sqrt: scale learning_rate by batch_size / lr_base_batch
+    lr_base_batch: int = 64  # the batch size learning_rate was chosen for
     export: bool = False  # also export a SavedModel when training finishes
     export_dir: str = "saved_models"
 
@@ -173,7 +182,15 @@ class RunConfig:
             raise UnknownNameError("calibration method", str(self.calibration), CALIBRATIONS)
         if not isinstance(self.calibrate, bool):
             raise KerasdlUsageError(f"calibrate must be true or false. Received: calibrate={self.calibrate!r}")
-        for key in ("ece_bins", "ensemble"):
+        if self.strategy not in STRATEGIES:
+            raise UnknownNameError("strategy", str(self.strategy), STRATEGIES)
+        if self.precision not in PRECISIONS:
+            raise UnknownNameError("precision", str(self.precision), PRECISIONS)
+        if self.lr_scaling not in LR_SCALINGS:
+            raise UnknownNameError("learning-rate scaling rule", str(self.lr_scaling), LR_SCALINGS)
+        if not isinstance(self.jit, bool):
+            raise KerasdlUsageError(f"jit must be true or false. Received: jit={self.jit!r}")
+        for key in ("ece_bins", "ensemble", "cpu_devices", "steps_per_execution", "lr_base_batch"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise KerasdlUsageError(f"{key} must be a positive integer. Received: {key}={value!r}")

@@ -40,12 +40,21 @@ class TrainResult:
     export_path: str | None = None
 
 
-def set_seed(seed: int) -> None:
+def set_seed(seed: int, *, deterministic: bool = True) -> None:
+    """Seed Python, NumPy and the backend; ``deterministic`` also switches on TF op determinism.
+
+    XLA-compiled runs (``jit``) leave op determinism off: TF refuses some XLA kernels under it.
+    """
     import keras
     import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    else:  # process-wide: an earlier run in this process may have switched it on
+        from tensorflow.python.framework import config as tf_config
+
+        tf_config.disable_op_determinism()
 
 
 def make_loss(config: RunConfig, info):
@@ -270,8 +279,18 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
     if config.ensemble > 1:
         return _train_ensemble(config, resume=resume, overwrite=overwrite, rich_progress=rich_progress,
                                echo=echo, progress=progress)
-    set_seed(config.seed)
+    from kerasdl import distribute
+
+    # The strategy comes first: a CPU split or a multi-worker cluster must be set up before
+    # TensorFlow runs anything else in this process.
+    role = distribute.cluster_role()
+    strategy = distribute.make_strategy(config.strategy, config.cpu_devices)
+    replicas = int(strategy.num_replicas_in_sync)
+    distribute.check_global_batch(config.batch_size, replicas)
+    set_seed(config.seed, deterministic=not config.jit)
     run_dir = config.run_dir
+    if not role.is_chief:  # a non-chief worker trains alongside and keeps nothing
+        return _train_worker(config, role, strategy, echo=echo)
 
     # Everything that can be refused is checked before the run directory is touched.
     data, info = load_splits(config)
@@ -283,31 +302,23 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
     train_ds = augment.apply(train_ds, transforms, info.input_shape, config.seed, num_classes=info.num_classes,
                              mean=info.mean, std=info.std).prefetch(-1)
     loss = make_loss(config, info)
-    model = build_for_dataset(config, info)
-    regularised = apply_regularisers(model, config)  # before transfer: loaded weights win
-    transfer = None
-    if config.init_from:
-        from kerasdl.transfer import freeze_backbone, transfer_weights
+    # Again: preparing a dataset the first time draws random numbers, and the weights must not
+    # depend on whether this run was the one that prepared it.
+    set_seed(config.seed, deterministic=not config.jit)
+    with strategy.scope(), distribute.precision_policy(config.precision):
+        model = build_for_dataset(config, info)
+        regularised = apply_regularisers(model, config)  # before transfer: loaded weights win
+        transfer = None
+        if config.init_from:
+            from kerasdl.transfer import freeze_backbone, transfer_weights
 
-        transfer = transfer_weights(model, config.init_from, info.class_names)
-        if config.freeze == "backbone":
-            transfer.update(freeze_backbone(model, transfer["reinitialised"], config.unfreeze_last))
-    _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
-
-    from kerasdl.optim import make_optimizer
-
-    steps = math.ceil(info.splits["train"] / config.batch_size)
-    sample = _diagnostics_sample(val_ds) if config.diagnostics else None  # before aux-head mapping
-    extra_heads = len(model.outputs) - 1
-    if extra_heads:  # auxiliary classifiers: the same labels for every head, weighted losses
-        n = extra_heads + 1
-        train_ds = train_ds.map(lambda x, y: (x, (y,) * n))
-        val_ds = val_ds.map(lambda x, y: (x, (y,) * n))
-        model.compile(optimizer=make_optimizer(config, steps), loss=[loss] * n,
-                      loss_weights=[1.0] + [AUX_LOSS_WEIGHT] * extra_heads,
-                      metrics=[make_metrics(config, info)] + [[] for _ in range(extra_heads)])
-    else:
-        model.compile(optimizer=make_optimizer(config, steps), loss=loss, metrics=make_metrics(config, info))
+            transfer = transfer_weights(model, config.init_from, info.class_names)
+            if config.freeze == "backbone":
+                transfer.update(freeze_backbone(model, transfer["reinitialised"], config.unfreeze_last))
+        _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+        steps = math.ceil(info.splits["train"] / config.batch_size)
+        sample = _diagnostics_sample(val_ds) if config.diagnostics else None  # before aux-head mapping
+        train_ds, val_ds = _compile(model, config, info, loss, steps, train_ds, val_ds)
     config.save(runs.path(run_dir, runs.CONFIG))
     runs.write_json(runs.path(run_dir, runs.DATASET), info.to_dict())
     runs.write_json(runs.path(run_dir, runs.METRICS), {"status": "running"})
@@ -326,21 +337,16 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
         keras.callbacks.TensorBoard(runs.path(run_dir, runs.LOGS), write_graph=False, profile_batch=0),
         *([cb.Progress(config.epochs, steps, rich_bar=rich_progress)] if progress else []),
         # Last: an epoch's history row and best checkpoint are on disk before its backup is.
-        keras.callbacks.BackupAndRestore(runs.path(run_dir, runs.BACKUP)),
+        cb.RunBackup(runs.path(run_dir, runs.BACKUP)),
     ]
     if early:
         callbacks.insert(4, early)
     callbacks = _technique_callbacks(callbacks, model, config, run_dir, sample)
-    if config.schedule == "plateau":
-        callbacks.insert(0, keras.callbacks.ReduceLROnPlateau(
-            monitor=config.monitor, factor=config.lr_decay_factor, patience=max(config.patience // 2, 2),
-            min_lr=config.min_learning_rate,
-        ))
-        if config.warmup_epochs:
-            callbacks.insert(0, cb.WarmupLearningRate(config.learning_rate, round(config.warmup_epochs * steps)))
+    callbacks = _plateau_callbacks(config, steps) + callbacks
 
     echo(f"training {config.model} ({model.count_params():,} parameters) on {config.dataset} "
-         f"({info.splits['train']} train / {info.splits['validation']} validation) -> {run_dir}")
+         f"({info.splits['train']} train / {info.splits['validation']} validation) -> {run_dir}"
+         + _scale_note(config, strategy, replicas))
     t0 = time.perf_counter()
     # shuffle=False: the tf.data pipeline already shuffles (seeded); keras would only warn.
     model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=0,
@@ -360,6 +366,9 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
             f"{config.monitor}; no checkpoint to keep (try a lower --lr)"
         )
     model.load_weights(best_path)
+    jit = model.jit_compile
+    trainable = int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
+    model = _plain_copy(model, config, info, strategy)
     if config.diagnostics:
         from kerasdl.diagnostics import plot_gradient_norms
 
@@ -382,11 +391,12 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
         "monitor": config.monitor,
         "best_monitor_value": best.best,
         "parameters": int(model.count_params()),
-        "trainable_parameters": int(sum(int(np.prod(w.shape)) for w in model.trainable_weights)),
+        "trainable_parameters": trainable,
         "train_seconds_this_session": round(train_seconds, 2),
         "train_examples_per_second": round(images / max(sum(r.get("epoch_time_s", 0) for r in history), 1e-9), 1),
         "test": test,
     }
+    record["scale"] = _scale_record(config, strategy, replicas, role, jit)
     if transfer:
         record["transfer"] = transfer
     if regularised:
@@ -396,6 +406,145 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
         record["nan_at"] = {"epoch": epoch + 1, "batch": batch + 1}
     export_path = _finish(model, info, config, plain_val_ds, test_ds, record, f"{config.model} on {config.dataset}")
     return TrainResult(run_dir, config, record, stop_reason, export_path)
+
+
+def _compile(model, config: RunConfig, info, loss, steps: int, train_ds, val_ds):
+    """Compile ``model`` for the run (inside the strategy scope); returns the datasets, which
+    models with auxiliary heads need mapped to one label per head."""
+    from kerasdl import distribute
+    from kerasdl.optim import make_optimizer
+
+    lr = distribute.scaled_learning_rate(config.learning_rate, config.batch_size, config.lr_scaling,
+                                         config.lr_base_batch)
+    optimizer = make_optimizer(config if lr == config.learning_rate else config.replace(learning_rate=lr), steps)
+    speed = dict(jit_compile=config.jit, steps_per_execution=config.steps_per_execution)
+    extra_heads = len(model.outputs) - 1
+    if extra_heads:  # auxiliary classifiers: the same labels for every head, weighted losses
+        n = extra_heads + 1
+        train_ds = train_ds.map(lambda x, y: (x, (y,) * n))
+        val_ds = val_ds.map(lambda x, y: (x, (y,) * n))
+        model.compile(optimizer=optimizer, loss=[loss] * n, loss_weights=[1.0] + [AUX_LOSS_WEIGHT] * extra_heads,
+                      metrics=[make_metrics(config, info)] + [[] for _ in range(extra_heads)], **speed)
+    else:
+        model.compile(optimizer=optimizer, loss=loss, metrics=make_metrics(config, info), **speed)
+    return train_ds, val_ds
+
+
+def _plateau_callbacks(config: RunConfig, steps: int) -> list:
+    """ReduceLROnPlateau (and its warmup) for the ``plateau`` schedule; they go first."""
+    if config.schedule != "plateau":
+        return []
+    import keras
+
+    from kerasdl import distribute
+
+    lr = distribute.scaled_learning_rate(config.learning_rate, config.batch_size, config.lr_scaling,
+                                         config.lr_base_batch)
+    out = [keras.callbacks.ReduceLROnPlateau(
+        monitor=config.monitor, factor=config.lr_decay_factor, patience=max(config.patience // 2, 2),
+        min_lr=config.min_learning_rate,
+    )]
+    if config.warmup_epochs:
+        out.insert(0, cb.WarmupLearningRate(lr, round(config.warmup_epochs * steps)))
+    return out
+
+
+def _plain_copy(model, config: RunConfig, info, strategy):
+    """The trained model as an ordinary float32 keras model outside any strategy.
+
+    Evaluation, calibration, ``model.keras`` and the export must not depend on how training was
+    distributed or on its precision; the variables are float32 in every policy, so the weights
+    carry over as they are. Runs on one device in float32 keep their model.
+    """
+    import tensorflow as tf
+
+    if config.precision == "float32" and strategy is tf.distribute.get_strategy():
+        return model
+    plain = build_for_dataset(config, info)
+    plain.set_weights(model.get_weights())
+    return plain
+
+
+def _scale_note(config: RunConfig, strategy, replicas: int) -> str:
+    """The start-up line's note on the strategy / precision, when they are not the defaults."""
+    import tensorflow as tf
+
+    parts = []
+    if strategy is not tf.distribute.get_strategy() or replicas > 1:
+        parts.append(f"{type(strategy).__name__}, {replicas} replica{'s' * (replicas > 1)}, "
+                     f"{config.batch_size // replicas} per replica")
+    if config.precision != "float32":
+        parts.append(config.precision)
+    if config.jit:
+        parts.append("XLA")
+    return f" [{'; '.join(parts)}]" if parts else ""
+
+
+def _scale_record(config: RunConfig, strategy, replicas: int, role, jit: bool) -> dict:
+    from kerasdl import distribute
+
+    return {
+        "strategy": type(strategy).__name__,
+        "replicas": replicas,
+        "workers": role.num_workers,
+        "global_batch_size": config.batch_size,
+        "per_replica_batch_size": config.batch_size // replicas,
+        "learning_rate": distribute.scaled_learning_rate(config.learning_rate, config.batch_size,
+                                                         config.lr_scaling, config.lr_base_batch),
+        "lr_scaling": config.lr_scaling,
+        "precision": config.precision,
+        "jit": bool(jit),  # what keras compiled, not only what was asked
+        "steps_per_execution": config.steps_per_execution,
+    }
+
+
+def _train_worker(config: RunConfig, role, strategy, *, echo) -> TrainResult:
+    """A non-chief worker of a multi-worker run: the same model, data and callbacks that decide
+    anything (NaN guard, early stopping, the learning-rate schedule), restored from the chief's
+    backup; its own files go to a temporary folder that is removed at the end."""
+    import tempfile
+
+    from kerasdl import distribute
+
+    run_dir = config.run_dir
+    data, info = load_splits(config, ("train", "validation"))
+    from kerasdl import augment
+
+    transforms = augment.resolve(config.augment, info.input_shape, info.task)
+    train_ds = augment.apply(data["train"], transforms, info.input_shape, config.seed,
+                             num_classes=info.num_classes, mean=info.mean, std=info.std).prefetch(-1)
+    loss = make_loss(config, info)
+    steps = math.ceil(info.splits["train"] / config.batch_size)
+    set_seed(config.seed, deterministic=not config.jit)  # as the chief does after loading its data
+    with strategy.scope(), distribute.precision_policy(config.precision):
+        model = build_for_dataset(config, info)
+        apply_regularisers(model, config)
+        if config.init_from:
+            from kerasdl.transfer import freeze_backbone, transfer_weights
+
+            transfer = transfer_weights(model, config.init_from, info.class_names)
+            if config.freeze == "backbone":
+                freeze_backbone(model, transfer["reinitialised"], config.unfreeze_last)
+        train_ds, val_ds = _compile(model, config, info, loss, steps, train_ds, data["validation"])
+    scratch = tempfile.mkdtemp(prefix=f"kerasdl-{role.label}-")
+    try:
+        nan_guard = cb.NanGuard()
+        chief_history = runs.path(run_dir, runs.HISTORY)  # read only: early stopping replays it on resume
+        callbacks = [nan_guard, cb.HistoryLog(os.path.join(scratch, runs.HISTORY)),
+                     cb.BestCheckpoint(os.path.join(scratch, runs.BEST_WEIGHTS), os.path.join(scratch, runs.HISTORY),
+                                       config.monitor)]
+        if config.patience:
+            callbacks.append(cb.ResumableEarlyStopping(chief_history, config.monitor, config.patience))
+        callbacks.append(cb.RunBackup(runs.path(run_dir, runs.BACKUP), writer=False))
+        callbacks = _plateau_callbacks(config, steps) + _technique_callbacks(callbacks, model, config.replace(diagnostics=False),
+                                                                          scratch, None)
+        echo(f"{role.label}: training {config.model} with the chief -> {run_dir}")
+        model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=0,
+                  shuffle=False)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    stop = "nan_loss" if nan_guard.stopped_at is not None else "completed"
+    return TrainResult(run_dir, config, {"status": "completed", "role": role.label}, stop)
 
 
 def _finish(model, info, config: RunConfig, val_ds, test_ds, record: dict, title: str) -> str | None:

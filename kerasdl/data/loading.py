@@ -533,7 +533,17 @@ def load_dataset(
     if normalize:
         # Batched map: one vectorised op per batch instead of one per example.
         ds = ds.map(lambda x, y: (_normalize(x, info), y), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE), info
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(_pipeline_options()), info
+
+
+def _pipeline_options() -> tf.data.Options:
+    """Deterministic element order (the seeded shuffle decides it), and sharding by data for
+    multi-worker runs: each worker reads the same pipeline and keeps its share of every global
+    batch (file sharding cannot split cached or in-memory sources)."""
+    options = tf.data.Options()
+    options.deterministic = True
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return options
 
 
 _NORM_CACHE: dict[tuple, tuple] = {}
