@@ -45,6 +45,10 @@ space.yaml overrides or extends the model's default space:
 @click.option("--resume", "resume_dir", type=click.Path(), default=None,
               help="Continue an interrupted search; finished trials are not redone.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing tune directory of the same name.")
+@click.option("--trial-process", type=click.Choice(["fresh", "shared"]), default=None,
+              help="fresh: every trial in a new Python process (memory returned when it ends; a crash "
+                   "is a failed trial); shared: every trial in this process (no start-up cost, but memory "
+                   "grows by a few MiB per trial).  [default: fresh]")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="Distributed search on this machine: a chief process serving the oracle and N worker "
                    "processes running trials (Keras Tuner's KERASTUNER_* protocol on localhost).")
@@ -55,7 +59,7 @@ space.yaml overrides or extends the model's default space:
                    "KERASTUNER_TUNER_ID / KERASTUNER_ORACLE_IP / KERASTUNER_ORACLE_PORT variables say.")
 @click.pass_context
 def tune_command(ctx, model, dataset, tuner, max_trials, objective, epochs, space_file, seed, name, output_dir,
-                 show_space, resume_dir, overwrite, workers, prepare, join_dir):
+                 show_space, resume_dir, overwrite, trial_process, workers, prepare, join_dir):
     """Search hyperparameters; every trial is a kerasdl training run.
 
     Writes a ranked tune_results.csv, best.yaml (retrain with 'kerasdl train --config best.yaml')
@@ -81,8 +85,9 @@ def tune_command(ctx, model, dataset, tuner, max_trials, objective, epochs, spac
             click.echo(f"best config: {result.best_config}")
         return
     if resume_dir:
-        given = [k for k in ("model", "dataset", "tuner", "max_trials", "objective", "epochs", "space_file", "seed",
-                             "name", "output_dir") if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE]
+        locked = ("model", "dataset", "tuner", "max_trials", "objective", "epochs", "space_file", "seed", "name",
+                  "output_dir", "trial_process")
+        given = [k for k in locked if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE]
         if given or overwrite:
             raise click.UsageError(f"--resume keeps the search's settings; cannot change {', '.join(given) or 'overwrite'}")
         settings, tune_dir = tuning.TuneSettings.load(resume_dir), resume_dir
@@ -100,7 +105,8 @@ def tune_command(ctx, model, dataset, tuner, max_trials, objective, epochs, spac
             space = tuning.read_space(space_file, space)
         base_fields = {k: v for k, v in base.to_dict().items() if k not in ("name", "output_dir")}
         settings = tuning.TuneSettings(base=base_fields, tuner=tuner or "random", objective=objective or "val_loss",
-                                       max_trials=max_trials or 10, seed=seed or 0, space=space)
+                                       max_trials=max_trials or 10, seed=seed or 0, space=space,
+                                       trial_process=trial_process or "fresh")
         settings.check()
         if show_space:
             print_rows("search space", ["hyperparameter", "type", "values"],

@@ -25,13 +25,26 @@ goes on (up to ``max_consecutive_failed_trials``).
 Hyperband gives each trial a number of epochs (``tuner/epochs``); a trial that continues an
 earlier one (``tuner/trial_id``) starts from that trial's best weights, like Keras Tuner's own
 Hyperband tuner does.
+
+Each trial runs in a fresh Python process by default (``trial_process="fresh"``,
+:mod:`kerasdl.trial_worker`): the search process only holds the oracle and never builds a model,
+and everything TensorFlow and Keras keep of a trial's model (several MiB per model, even after
+``clear_session``) goes back to the operating system when the trial ends, so a long search stays
+flat in memory. The child's output goes to ``<tune dir>/trial_logs/<trial id>/output.log``; a
+child that crashes or is killed (a segfault, the kernel's out-of-memory killer) becomes a failed
+trial with the exit status as its reason. ``trial_process="shared"`` runs the trials in the search
+process itself (no start-up cost per trial, but memory grows by several MiB per trial).
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
+import signal
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +64,9 @@ BEST_YAML = "best.yaml"
 PLOT = "tune_objective.png"
 TRIALS = "trials"
 PROJECT = "oracle"  # Keras Tuner's project folder inside the tune directory
+TRIAL_LOGS = "trial_logs"  # per trial: the child process's request.json, result.json and output.log
+TRIAL_PROCESSES = ("fresh", "shared")  # a new process per trial, or every trial in the search process
+TRIAL_FIGURES = ("trial_seconds", "startup_seconds", "peak_rss_mib")  # recorded besides the objectives
 
 # Builder options worth searching, by name, when the family's builder accepts them.
 FAMILY_OPTIONS = {
@@ -146,6 +162,11 @@ def hyperparameters(space: dict[str, dict], grid: bool = False):
     return hp
 
 
+def trial_monitor(objective: str) -> str:
+    """The quantity a trial's best checkpoint (and its retrain's) is chosen by, for ``objective``."""
+    return "val_accuracy" if objective == "val_accuracy" else "val_loss"
+
+
 def apply_values(base: RunConfig, values: dict[str, Any]) -> RunConfig:
     """``base`` with a trial's hyperparameter values (``tuner/*`` bookkeeping left out)."""
     changes, options = {}, dict(base.model_options)
@@ -171,12 +192,16 @@ class TuneSettings:
     space: dict = field(default_factory=dict)
     hyperband_factor: int = 3
     max_consecutive_failed_trials: int = 3
+    trial_process: str = "fresh"  # one of TRIAL_PROCESSES
+    # Bayesian search: random trials before the Gaussian process proposes any; None is Keras Tuner's
+    # default, 3 per hyperparameter (24 for the MLP's 8), so a shorter search is a random one.
+    bayesian_initial_points: int | None = None
 
     def check(self) -> None:
-        if self.tuner not in TUNERS:
-            raise UnknownNameError("tuner", str(self.tuner), TUNERS)
-        if self.objective not in OBJECTIVES:
-            raise UnknownNameError("objective", str(self.objective), OBJECTIVES)
+        for what, value, known in (("tuner", self.tuner, TUNERS), ("objective", self.objective, OBJECTIVES),
+                                   ("trial process", self.trial_process, TRIAL_PROCESSES)):
+            if value not in known:
+                raise UnknownNameError(what, str(value), known)
         if not isinstance(self.max_trials, int) or self.max_trials < 1:
             raise KerasdlUsageError(f"max_trials must be a positive integer. Received: {self.max_trials!r}")
         for name, spec in self.space.items():
@@ -203,18 +228,25 @@ class TuneSettings:
         return settings
 
 
+ORACLE_SEED_FOR_ZERO = 104_729  # any fixed non-zero seed (the 10,000th prime)
+
+
 def _oracle(settings: TuneSettings, hp):
     import keras_tuner as kt
 
     objective = kt.Objective(settings.objective, direction=monitor_mode(settings.objective))
-    common = dict(objective=objective, hyperparameters=hp, seed=settings.seed,
+    # Keras Tuner reads seed 0 as "no seed" (``seed or random.randint(...)``): kerasdl's default
+    # seed 0 would sample other configurations on every run. Other seeds go through unchanged.
+    seed = settings.seed if settings.seed else ORACLE_SEED_FOR_ZERO
+    common = dict(objective=objective, hyperparameters=hp, seed=seed,
                   max_consecutive_failed_trials=settings.max_consecutive_failed_trials)
     if settings.tuner == "random":
         return kt.oracles.RandomSearchOracle(max_trials=settings.max_trials, **common)
     if settings.tuner == "grid":
         return kt.oracles.GridSearchOracle(max_trials=settings.max_trials, **common)
     if settings.tuner == "bayesian":
-        return kt.oracles.BayesianOptimizationOracle(max_trials=settings.max_trials, **common)
+        return kt.oracles.BayesianOptimizationOracle(max_trials=settings.max_trials,
+                                                     num_initial_points=settings.bayesian_initial_points, **common)
     # Hyperband: max_trials is read as the largest epoch budget of a trial.
     base_epochs = int(settings.base.get("epochs", 20))
     return kt.oracles.HyperbandOracle(max_epochs=base_epochs, factor=settings.hyperband_factor,
@@ -236,11 +268,115 @@ def validation_figures(run_dir: str, config: RunConfig) -> dict:
     return out
 
 
+def train_trial(config: RunConfig) -> tuple[dict, str]:
+    """Train one trial's config and measure its best checkpoint on the validation split.
+
+    Returns the validation figures and the run's stop reason. Raises ``TrainingFailed`` (also for
+    non-finite validation figures) or ``KerasdlUsageError`` for a trial that failed.
+    """
+    from kerasdl.training import TrainingFailed, train
+
+    result = train(config, overwrite=True, echo=lambda *_: None, progress=False)
+    figures = validation_figures(result.run_dir, config)
+    if not all(math.isfinite(v) for v in figures.values()):
+        raise TrainingFailed(f"non-finite validation figures {figures}")
+    return figures, result.stop_reason
+
+
+def train_trial_here(config: RunConfig) -> tuple[dict, str]:
+    """:func:`train_trial` in this process, after dropping what Keras keeps of the last trial."""
+    import gc
+
+    import keras
+
+    keras.backend.clear_session()  # the last trial's graphs and layer-name counters
+    gc.collect()
+    return train_trial(config)
+
+
+# The child keeps the search's working directory (relative paths in the config mean the same there)
+# but takes it off sys.path first, so it never imports a source checkout's kerasdl/ from it (the
+# repository root has one without cli/ and models/, which only installing maps in).
+CHILD_MAIN = """import sys
+if sys.path[:1] == [""]:
+    del sys.path[0]
+from kerasdl.trial_worker import run_and_exit
+run_and_exit(sys.argv[1:])"""
+
+
+def trial_command(request_path: str, result_path: str) -> list[str]:
+    """The argv of a trial's child process (:func:`kerasdl.trial_worker.run_and_exit`)."""
+    return [sys.executable, "-c", CHILD_MAIN, request_path, result_path]
+
+
+def train_trial_in_child(config: RunConfig, trial_dir: str) -> tuple[dict, str]:
+    """:func:`train_trial` in a fresh Python process; its files go to ``trial_dir``.
+
+    Returns what :func:`train_trial` returns, the figures extended with the child's
+    ``startup_seconds`` and ``peak_rss_mib``. A trial the child reports as failed, and a child that
+    ends without a result (an exception, a crash, a kill), raise ``TrainingFailed`` with a one-line
+    reason. Ctrl-C (or any exception here) stops the child before it propagates.
+    """
+    from kerasdl.training import TrainingFailed
+
+    os.makedirs(trial_dir, exist_ok=True)
+    request_path, result_path, log_path = (os.path.join(trial_dir, name)
+                                           for name in ("request.json", "result.json", "output.log"))
+    if os.path.exists(result_path):  # a stale result of an interrupted attempt of this trial
+        os.remove(result_path)
+    with open(request_path, "w", encoding="utf-8") as f:
+        json.dump({"config": config.to_dict(), "spawned_at": time.time()}, f, indent=1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KERASTUNER_")}  # no member of a search
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with open(log_path, "w", encoding="utf-8") as log:
+        child = subprocess.Popen(trial_command(request_path, result_path), env=env,
+                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            code = child.wait()
+        except BaseException:  # Ctrl-C: the child got SIGINT too; make sure it is gone
+            _stop(child)
+            raise
+    if not os.path.isfile(result_path):
+        raise TrainingFailed(f"{_exit_reason(code, log_path)}; log: {log_path}")
+    with open(result_path, encoding="utf-8") as f:
+        result = json.load(f)
+    if result["status"] != "completed":
+        raise TrainingFailed(result["reason"])
+    figures = dict(result["figures"], startup_seconds=result["startup_seconds"], peak_rss_mib=result["peak_rss_mib"])
+    return figures, result["stop_reason"]
+
+
+def _stop(child: subprocess.Popen, grace_seconds: float = 10.0) -> None:
+    """Terminate ``child`` (then kill it if it lingers) and reap it."""
+    if child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(grace_seconds)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def _exit_reason(code: int, log_path: str) -> str:
+    """One line saying how a trial's child process ended without a result."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:  # a real-time signal has no name
+            name = f"signal {-code}"
+        hint = " (out of memory?)" if -code == signal.SIGKILL else ""
+        return f"trial process killed by {name}{hint}"
+    with open(log_path, encoding="utf-8", errors="replace") as f:
+        lines = [line.strip() for line in f if line.strip()]
+    return f"trial process exited with code {code}" + (f": {lines[-1]}" if lines else " and no output")
+
+
 def make_tuner(settings: TuneSettings, tune_dir: str, *, overwrite: bool, echo=print):
-    """The Keras Tuner ``Tuner`` whose trials are kerasdl training runs."""
+    """The Keras Tuner ``Tuner`` whose trials are kerasdl training runs, each in a fresh process
+    (or in this one, for ``trial_process="shared"``)."""
     import keras_tuner as kt
 
-    from kerasdl.training import TrainingFailed, train
+    from kerasdl.training import TrainingFailed
 
     hp = hyperparameters(settings.space, grid=settings.tuner == "grid")
     base = RunConfig.from_mapping(settings.base, source=SETTINGS)
@@ -248,19 +384,13 @@ def make_tuner(settings: TuneSettings, tune_dir: str, *, overwrite: bool, echo=p
 
     class KerasdlTuner(kt.Tuner):
         def run_trial(self, trial, *args, **kwargs):
-            import gc
-
-            import keras
-
-            keras.backend.clear_session()  # drop the last trial's graphs and layer-name counters
-            gc.collect()
             values = dict(trial.hyperparameters.values)
             config = apply_values(base, values)
             parent = values.get("tuner/trial_id")
             epochs = int(values.get("tuner/epochs", config.epochs))
             config = config.replace(
                 name=trial.trial_id, output_dir=os.path.join(tune_dir, TRIALS), epochs=epochs,
-                monitor="val_accuracy" if objective == "val_accuracy" else "val_loss",
+                monitor=trial_monitor(objective),
                 calibrate=False, export=False, ensemble=1,
                 init_from=os.path.join(tune_dir, TRIALS, parent) if parent else config.init_from,
             )
@@ -269,16 +399,17 @@ def make_tuner(settings: TuneSettings, tune_dir: str, *, overwrite: bool, echo=p
             echo(f"trial {trial.trial_id}: {shown}")
             t0 = time.perf_counter()
             try:
-                result = train(config, overwrite=True, echo=lambda *_: None, progress=False)
+                if settings.trial_process == "fresh":
+                    figures, stop_reason = train_trial_in_child(
+                        config, os.path.join(tune_dir, TRIAL_LOGS, trial.trial_id))
+                else:
+                    figures, stop_reason = train_trial_here(config)
             except (TrainingFailed, KerasdlUsageError) as exc:
                 echo(f"trial {trial.trial_id} failed: {exc}")
                 raise kt.errors.FailedTrialError(str(exc)) from None
-            figures = validation_figures(result.run_dir, config)
-            if not all(math.isfinite(v) for v in figures.values()):
-                raise kt.errors.FailedTrialError(f"non-finite validation figures {figures}")
             figures["trial_seconds"] = round(time.perf_counter() - t0, 2)
             echo(f"trial {trial.trial_id}: {objective} {figures[objective]:.4f} "
-                 f"({result.stop_reason.replace('_', ' ')}, {figures['trial_seconds']:.0f}s)")
+                 f"({stop_reason.replace('_', ' ')}, {figures['trial_seconds']:.0f}s)")
             return figures
 
         def save_model(self, trial_id, model, step=0):  # the trial's run directory holds it
@@ -304,7 +435,7 @@ def collect(tuner, settings: TuneSettings, tune_dir: str) -> TuneResult:
     rows = []
     for trial_id, trial in sorted(tuner.oracle.trials.items()):
         metrics = {name: float(trial.metrics.get_last_value(name))
-                   for name in (*OBJECTIVES, "trial_seconds") if trial.metrics.exists(name)}
+                   for name in (*OBJECTIVES, *TRIAL_FIGURES) if trial.metrics.exists(name)}
         last_line = (trial.message or "").strip().splitlines()[-1:]  # a failure's reason
         rows.append({"trial": trial_id, "status": str(trial.status).split(".")[-1].lower(), **metrics,
                      **trial.hyperparameters.values, "message": last_line[0] if last_line else ""})
@@ -323,7 +454,7 @@ def collect(tuner, settings: TuneSettings, tune_dir: str) -> TuneResult:
         best = done[0]
         base = RunConfig.from_mapping(settings.base, source=SETTINGS)
         values = {k: v for k, v in best.items() if k in settings.space}
-        config = apply_values(base, values)
+        config = apply_values(base, values).replace(monitor=trial_monitor(settings.objective))  # as in the trial
         if "tuner/epochs" in best:  # hyperband: retrain the best for the full budget
             config = config.replace(epochs=int(settings.base.get("epochs", config.epochs)))
         best_path = os.path.join(tune_dir, BEST_YAML)
@@ -434,9 +565,6 @@ def run_distributed(settings: TuneSettings, tune_dir: str, workers: int, *, echo
     """Keras Tuner's own distributed search on localhost: ``kerasdl tune --join DIR`` as the chief
     (KERASTUNER_TUNER_ID=chief) and as ``workers`` workers (tuner0, tuner1, ...), all pointed at
     one oracle port. Each process's output goes to ``<tune dir>/logs/<tuner id>.log``."""
-    import subprocess
-    import sys
-
     port = _free_port()
     logs = os.path.join(tune_dir, "logs")
     os.makedirs(logs, exist_ok=True)

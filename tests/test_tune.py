@@ -1,10 +1,12 @@
-"""kerasdl tune on the real Keras Tuner: every tuner completes, failures are recorded, resume does
-not redo finished trials, and the best config retrains to its reported score."""
+"""kerasdl tune on the real Keras Tuner: every tuner completes, failures (a child process's crash
+included) are recorded, resume does not redo finished trials, and the best config retrains to its
+reported score. Every trial runs in a fresh child process (the default, ``trial_process="fresh"``)."""
 
 from __future__ import annotations
 
 import csv
 import os
+import sys
 
 import pytest
 import yaml
@@ -21,14 +23,14 @@ SMALL = {  # a small, fast space: MLPs on sklearn's 8x8 digits
 }
 
 
-def settings(tuner="random", max_trials=3, epochs=2, space=None, objective="val_loss"):
+def settings(tuner="random", max_trials=3, epochs=2, space=None, objective="val_loss", process="fresh"):
     from kerasdl.config import RunConfig
     from kerasdl.tuning import TuneSettings
 
     base = {k: v for k, v in RunConfig(model="mlp", dataset="digits", epochs=epochs, patience=0).to_dict().items()
             if k not in ("name", "output_dir")}
     return TuneSettings(base=base, tuner=tuner, objective=objective, max_trials=max_trials, seed=0,
-                        space=space or SMALL)
+                        space=space or SMALL, trial_process=process)
 
 
 def rows(tune_dir):
@@ -55,11 +57,15 @@ def test_default_space_follows_the_builder_and_yaml_overrides(tmp_path):
         read_space(str(tmp_path / "bad3.yaml"), mlp)
 
 
-@pytest.mark.parametrize("tuner", ["grid", "bayesian", "hyperband"])
-def test_each_tuner_completes(tuner, tmp_path, data_dir):
+# Grid search runs its trials in the search process (--trial-process shared), the others each in a
+# fresh process (the default, as in every other test here): the oracles do not depend on it.
+@pytest.mark.parametrize("tuner, process", [("grid", "shared"), ("bayesian", "fresh"), ("hyperband", "fresh")])
+def test_each_tuner_completes(tuner, process, tmp_path, data_dir):
     from kerasdl.tuning import tune
 
-    result = tune(settings(tuner, max_trials=3, epochs=3), str(tmp_path / tuner), echo=lambda *_: None)
+    search = settings(tuner, max_trials=3, epochs=3, process=process)
+    search.bayesian_initial_points = 2  # bayesian: the Gaussian process proposes the third trial
+    result = tune(search, str(tmp_path / tuner), echo=lambda *_: None)
     done = [r for r in result.rows if r["status"] == "completed"]
     assert len(done) >= 2 and result.best_config
     values = [r["val_loss"] for r in done]
@@ -69,6 +75,8 @@ def test_each_tuner_completes(tuner, tmp_path, data_dir):
         assert len(combos) == len(done) == 3
     if tuner == "hyperband":
         assert {int(r["tuner/epochs"]) for r in done} >= {1, 3}  # successive halving budgets
+    trial_logs = os.path.join(result.tune_dir, "trial_logs")
+    assert os.path.isdir(trial_logs) == (process == "fresh")  # the children's request, result and output
 
 
 def test_random_search_best_config_retrains_to_its_score(tmp_path, data_dir):
@@ -76,9 +84,12 @@ def test_random_search_best_config_retrains_to_its_score(tmp_path, data_dir):
     from kerasdl.training import train
     from kerasdl.tuning import tune, validation_figures
 
-    result = tune(settings("random", max_trials=3), str(tmp_path / "t"), echo=lambda *_: None)
+    result = tune(settings("random", max_trials=2), str(tmp_path / "t"), echo=lambda *_: None)
     table = rows(result.tune_dir)
-    assert len(table) == 3 and {r["status"] for r in table} == {"completed"}
+    assert len(table) == 2 and {r["status"] for r in table} == {"completed"}
+    for row in table:  # each trial ran in its own process, which reported its start-up and peak memory
+        assert float(row["startup_seconds"]) > 0 and float(row["peak_rss_mib"]) > 100
+        assert os.path.isfile(os.path.join(result.tune_dir, "trial_logs", row["trial"], "result.json"))
     assert os.path.getsize(result.plot) > 5000
     best = yaml.safe_load(open(result.best_config))
     config = RunConfig.from_mapping(best).replace(output_dir=str(tmp_path / "re"), name="best")
@@ -98,6 +109,29 @@ def test_failed_trials_are_recorded_and_the_search_goes_on(tmp_path, data_dir):
     assert status[1e12]["status"] == "failed" and "nan" in status[1e12]["message"].lower()
 
 
+def test_a_crashed_trial_process_is_a_failed_trial_and_the_search_goes_on(tmp_path, data_dir, monkeypatch):
+    """The first trial's child is killed by SIGKILL (as the out-of-memory killer does), the second
+    exits with code 3 without a result: both become failed trials with that reason (the search went
+    on after the first) and the search ends normally."""
+    from kerasdl import tuning
+
+    crashes = [
+        "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
+        "import os; print('fatal error in the child', flush=True); os._exit(3)",
+    ]
+    monkeypatch.setattr(tuning, "trial_command", lambda request, result: [sys.executable, "-c", crashes.pop(0)])
+    lines = []
+    result = tuning.tune(settings("grid", max_trials=2), str(tmp_path / "c"), echo=lines.append)
+    assert not crashes  # both trials ran
+    by_trial = {r["trial"]: r for r in rows(result.tune_dir)}
+    first, second = sorted(by_trial)
+    assert by_trial[first]["status"] == "failed" and "killed by SIGKILL" in by_trial[first]["message"]
+    assert by_trial[second]["status"] == "failed"
+    assert "exited with code 3: fatal error in the child" in by_trial[second]["message"]
+    assert result.best_config is None
+    assert any(line.startswith(f"trial {first} failed: trial process killed by SIGKILL") for line in lines)
+
+
 def test_resume_does_not_redo_finished_trials(tmp_path, data_dir):
     from kerasdl.tuning import TuneSettings, tune
 
@@ -111,7 +145,7 @@ def test_resume_does_not_redo_finished_trials(tmp_path, data_dir):
             raise KeyboardInterrupt  # as if Ctrl-C arrived when the second trial began
 
     with pytest.raises(KeyboardInterrupt):
-        tune(settings("random", max_trials=3), tune_dir, echo=interrupt_at_second_trial)
+        tune(settings("random", max_trials=2), tune_dir, echo=interrupt_at_second_trial)
     first = sorted(os.listdir(os.path.join(tune_dir, "trials")))
     assert len(first) == 1
     model_file = os.path.join(tune_dir, "trials", first[0], "model.keras")
@@ -121,7 +155,7 @@ def test_resume_does_not_redo_finished_trials(tmp_path, data_dir):
     assert os.path.getmtime(model_file) == stamp  # the finished trial was not run again
     assert not any(line.startswith(f"trial {first[0]}:") for line in lines)
     table = rows(result.tune_dir)
-    assert len(table) == 3 and len({r["trial"] for r in table}) == 3
+    assert len(table) == 2 and len({r["trial"] for r in table}) == 2
     assert sorted(os.listdir(os.path.join(tune_dir, "trials"))) == sorted(r["trial"] for r in table)
 
 
@@ -130,6 +164,8 @@ def test_cli_tune_bad_input_exits_2(cli_inprocess, tmp_path):
     assert proc.returncode == 2 and "hyperband" in proc.stderr
     proc = cli_inprocess("tune", "--objective", "val_acc", cwd=tmp_path)
     assert proc.returncode == 2 and "val_accuracy" in proc.stderr
+    proc = cli_inprocess("tune", "--trial-process", "forked", cwd=tmp_path)
+    assert proc.returncode == 2 and "fresh" in proc.stderr
     proc = cli_inprocess("tune", "--resume", str(tmp_path / "nope"), cwd=tmp_path)
     assert proc.returncode == 2 and "tune directory" in proc.stderr
     proc = cli_inprocess("tune", "--model", "mlp", "--show-space", cwd=tmp_path)
