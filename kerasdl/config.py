@@ -93,7 +93,7 @@ class RunConfig:
     cpu_devices: int = 1  # split the CPU into this many logical devices (mirrored on a CPU-only machine)
     precision: str = "float32"  # float32 | mixed_float16 | mixed_bfloat16
     jit: bool = False  # XLA-compile the train step (keras jit_compile)
-    steps_per_execution: int = 1  # batches per compiled call (fewer Python round trips)
+    steps_per_execution: int | None = None  # batches per compiled call; None: auto (see resolved_steps_per_execution)
     lr_scaling: str = "none"  # none | linear | sqrt: scale learning_rate by batch_size / lr_base_batch
     lr_base_batch: int = 64  # the batch size learning_rate was chosen for
     export: bool = False  # also export a SavedModel when training finishes
@@ -190,7 +190,13 @@ class RunConfig:
             raise UnknownNameError("learning-rate scaling rule", str(self.lr_scaling), LR_SCALINGS)
         if not isinstance(self.jit, bool):
             raise KerasdlUsageError(f"jit must be true or false. Received: jit={self.jit!r}")
-        for key in ("ece_bins", "ensemble", "cpu_devices", "steps_per_execution", "lr_base_batch"):
+        if self.steps_per_execution is not None and (
+            not isinstance(self.steps_per_execution, int) or isinstance(self.steps_per_execution, bool)
+            or self.steps_per_execution < 1
+        ):
+            raise KerasdlUsageError("steps_per_execution must be a positive integer (or null for auto). "
+                                    f"Received: steps_per_execution={self.steps_per_execution!r}")
+        for key in ("ece_bins", "ensemble", "cpu_devices", "lr_base_batch"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise KerasdlUsageError(f"{key} must be a positive integer. Received: {key}={value!r}")

@@ -417,7 +417,7 @@ def _compile(model, config: RunConfig, info, loss, steps: int, train_ds, val_ds)
     lr = distribute.scaled_learning_rate(config.learning_rate, config.batch_size, config.lr_scaling,
                                          config.lr_base_batch)
     optimizer = make_optimizer(config if lr == config.learning_rate else config.replace(learning_rate=lr), steps)
-    speed = dict(jit_compile=config.jit, steps_per_execution=config.steps_per_execution)
+    speed = dict(jit_compile=config.jit, steps_per_execution=distribute.resolved_steps_per_execution(config))
     extra_heads = len(model.outputs) - 1
     if extra_heads:  # auxiliary classifiers: the same labels for every head, weighted losses
         n = extra_heads + 1
@@ -494,7 +494,7 @@ def _scale_record(config: RunConfig, strategy, replicas: int, role, jit: bool) -
         "lr_scaling": config.lr_scaling,
         "precision": config.precision,
         "jit": bool(jit),  # what keras compiled, not only what was asked
-        "steps_per_execution": config.steps_per_execution,
+        "steps_per_execution": distribute.resolved_steps_per_execution(config),
     }
 
 
