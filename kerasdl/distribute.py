@@ -168,20 +168,39 @@ def make_strategy(name: str, cpu_devices: int = 1):
     raise KerasdlUsageError(f"unknown strategy {name!r}")  # config.validate() refuses it first
 
 
+def is_default(strategy) -> bool:
+    """Is ``strategy`` TensorFlow's default (no distribution) strategy? Right inside or outside a scope."""
+    import tensorflow as tf
+
+    with strategy.scope():
+        return not tf.distribute.has_strategy()
+
+
 AUTO_STEPS_PER_EXECUTION = 32
 
 
-def resolved_steps_per_execution(config) -> int:
+def resolved_steps_per_execution(config, strategy=None) -> int:
     """``config.steps_per_execution``, or the automatic choice when it is None.
 
     Auto is 32 batches per compiled call: with few-millisecond steps the Python round trip per
     batch is a large share of the time (LeNet-5 on 2 CPU cores: 1.4x the images/s with oneDNN,
     benchmarks/RESULTS.md), and the updates are the same. Callbacks then see every 32nd batch,
     so auto is 1 where a callback must act on every batch: the plateau schedule's warmup.
+
+    Under a distribution strategy (not the default one) it is 1: Keras 3.15's multi-step loop
+    over a distributed iterator fails ("You must feed a value for placeholder tensor ...
+    while/cond/Placeholder"), so more than 1 is refused there with a clear message.
     """
+    distributed = strategy is not None and not is_default(strategy)
     if config.steps_per_execution is not None:
+        if distributed and config.steps_per_execution > 1:
+            raise KerasdlUsageError(
+                f"steps_per_execution > 1 does not work under {type(strategy).__name__} in this Keras "
+                f"(its multi-step loop fails on a distributed iterator). Received: "
+                f"steps_per_execution={config.steps_per_execution}"
+            )
         return int(config.steps_per_execution)
-    if config.schedule == "plateau" and config.warmup_epochs:
+    if distributed or (config.schedule == "plateau" and config.warmup_epochs):
         return 1
     return AUTO_STEPS_PER_EXECUTION
 

@@ -287,6 +287,7 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
     strategy = distribute.make_strategy(config.strategy, config.cpu_devices)
     replicas = int(strategy.num_replicas_in_sync)
     distribute.check_global_batch(config.batch_size, replicas)
+    distribute.resolved_steps_per_execution(config, strategy)  # a refused value: before any folder exists
     set_seed(config.seed, deterministic=not config.jit)
     run_dir = config.run_dir
     if not role.is_chief:  # a non-chief worker trains alongside and keeps nothing
@@ -411,13 +412,17 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
 def _compile(model, config: RunConfig, info, loss, steps: int, train_ds, val_ds):
     """Compile ``model`` for the run (inside the strategy scope); returns the datasets, which
     models with auxiliary heads need mapped to one label per head."""
+    import tensorflow as tf
+
     from kerasdl import distribute
     from kerasdl.optim import make_optimizer
 
     lr = distribute.scaled_learning_rate(config.learning_rate, config.batch_size, config.lr_scaling,
                                          config.lr_base_batch)
     optimizer = make_optimizer(config if lr == config.learning_rate else config.replace(learning_rate=lr), steps)
-    speed = dict(jit_compile=config.jit, steps_per_execution=distribute.resolved_steps_per_execution(config))
+    strategy = tf.distribute.get_strategy()  # _compile runs inside the run's strategy scope
+    speed = dict(jit_compile=config.jit,
+                 steps_per_execution=distribute.resolved_steps_per_execution(config, strategy))
     extra_heads = len(model.outputs) - 1
     if extra_heads:  # auxiliary classifiers: the same labels for every head, weighted losses
         n = extra_heads + 1
@@ -456,9 +461,9 @@ def _plain_copy(model, config: RunConfig, info, strategy):
     distributed or on its precision; the variables are float32 in every policy, so the weights
     carry over as they are. Runs on one device in float32 keep their model.
     """
-    import tensorflow as tf
+    from kerasdl import distribute
 
-    if config.precision == "float32" and strategy is tf.distribute.get_strategy():
+    if config.precision == "float32" and distribute.is_default(strategy):
         return model
     plain = build_for_dataset(config, info)
     plain.set_weights(model.get_weights())
@@ -467,10 +472,10 @@ def _plain_copy(model, config: RunConfig, info, strategy):
 
 def _scale_note(config: RunConfig, strategy, replicas: int) -> str:
     """The start-up line's note on the strategy / precision, when they are not the defaults."""
-    import tensorflow as tf
+    from kerasdl import distribute
 
     parts = []
-    if strategy is not tf.distribute.get_strategy() or replicas > 1:
+    if not distribute.is_default(strategy) or replicas > 1:
         parts.append(f"{type(strategy).__name__}, {replicas} replica{'s' * (replicas > 1)}, "
                      f"{config.batch_size // replicas} per replica")
     if config.precision != "float32":
@@ -494,7 +499,7 @@ def _scale_record(config: RunConfig, strategy, replicas: int, role, jit: bool) -
         "lr_scaling": config.lr_scaling,
         "precision": config.precision,
         "jit": bool(jit),  # what keras compiled, not only what was asked
-        "steps_per_execution": distribute.resolved_steps_per_execution(config),
+        "steps_per_execution": distribute.resolved_steps_per_execution(config, strategy),
     }
 
 

@@ -163,8 +163,16 @@ def test_jit_and_steps_per_execution_train_the_same_model(data_dir, tmp_path, on
 MIRRORED_SCRIPT = """
 import json, sys
 from kerasdl.config import RunConfig
+from kerasdl.errors import KerasdlUsageError
 from kerasdl.training import train
 curve = json.loads(sys.argv[1])
+try:
+    train(RunConfig(**curve, strategy="mirrored", cpu_devices=2, steps_per_execution=4, name="refused",
+                    output_dir="runs"), progress=False, echo=lambda *a: None)
+except KerasdlUsageError as exc:
+    assert "steps_per_execution > 1 does not work under MirroredStrategy" in str(exc), exc
+else:
+    raise AssertionError("steps_per_execution=4 under MirroredStrategy was not refused")
 r = train(RunConfig(**curve, strategy="mirrored", cpu_devices=2, name="mirrored", output_dir="runs"),
           progress=False, echo=lambda *a: None)
 print(json.dumps(r.metrics["scale"]))
@@ -178,7 +186,9 @@ def test_mirrored_over_two_cpu_devices_matches_one_device(data_dir, tmp_path, on
     assert proc.returncode == 0, proc.stderr[-3000:]
     scale = json.loads(proc.stdout.strip().splitlines()[-1])
     assert (scale["strategy"], scale["replicas"], scale["per_replica_batch_size"]) == ("MirroredStrategy", 2, 50)
+    assert scale["steps_per_execution"] == 1  # auto under a strategy: keras's multi-step loop fails there
     _assert_same_curve(_history(tmp_path / "runs" / "mirrored"), one_device_curve)
+    assert not (tmp_path / "runs" / "refused").exists()
 
 
 def test_two_worker_processes_match_one_worker(kerasdl_cmd, data_dir, tmp_path, one_device_curve):
