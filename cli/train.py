@@ -141,7 +141,7 @@ def _parse_model_opts(values: tuple[str, ...]) -> dict:
               "off).  [default: no-jit]")
 @click.option("--steps-per-execution", type=click.IntRange(min=1), metavar="N", help="Run N batches per "
               "compiled call (less Python overhead per step; the same updates; callbacks see every Nth batch). "
-              " [default: 32; 1 with the plateau schedule's warmup]")
+              " [default: 32; 1 under a distribution strategy or with the plateau schedule's warmup]")
 @click.option("--lr-scaling", help=f"{', '.join(LR_SCALINGS)}: scale --lr by batch/--lr-base-batch "
               "(linear: Goyal et al. 2017) or its square root.  [default: none]")
 @click.option("--lr-base-batch", type=click.IntRange(min=1), help="Batch size --lr was chosen for.  "

@@ -56,6 +56,14 @@ def _fmt(v: Any) -> Any:
     return v
 
 
+def save_weights_atomically(model: keras.Model, path: str) -> None:
+    """``model.save_weights(path)`` through a temporary file and a rename: a kill never leaves a torn file."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = path.replace(".weights.h5", f".tmp-{os.getpid()}.weights.h5")
+    model.save_weights(tmp, overwrite=True)
+    os.replace(tmp, path)
+
+
 class ResumeAware(keras.callbacks.Callback):
     """Calls ``resume_from(epoch)`` once, at the first epoch that ``fit`` runs."""
 
@@ -160,10 +168,7 @@ class BestCheckpoint(ResumeAware):
         if value is None or not _better(float(value), self.best, self.mode):
             return
         self.best, self.best_epoch = float(value), epoch
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        tmp = self.path.replace(".weights.h5", f".tmp-{os.getpid()}.weights.h5")
-        self.model.save_weights(tmp, overwrite=True)
-        os.replace(tmp, self.path)
+        save_weights_atomically(self.model, self.path)
 
 
 class ResumableEarlyStopping(ResumeAware):
@@ -222,13 +227,10 @@ class RunBackup(keras.callbacks.BackupAndRestore):
     def _save_model(self):
         if not self.writer:
             return
-        os.makedirs(self.backup_dir, exist_ok=True)
-        tmp_weights = self._weights_path.replace(".weights.h5", f".tmp-{os.getpid()}.weights.h5")
-        self.model.save_weights(tmp_weights, overwrite=True)
+        save_weights_atomically(self.model, self._weights_path)  # weights first (see above)
         tmp_meta = f"{self._training_metadata_path}.tmp-{os.getpid()}"
         with open(tmp_meta, "w") as f:
             f.write(json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen}))
-        os.replace(tmp_weights, self._weights_path)
         os.replace(tmp_meta, self._training_metadata_path)
 
     def on_train_end(self, logs=None):

@@ -34,9 +34,10 @@ by ``compile``). The saved ``model.keras`` is always a float32 model with the tr
 **Keras 3 and MultiWorkerMirroredStrategy.** Keras 3.15's TensorFlow trainer cannot ``fit`` under
 MultiWorkerMirroredStrategy (keras-team/keras#20585): its symbolic build ``reduce``\\ s an eager
 input batch, and its metric reduction asks for ``axis=0`` of scalar metric values.
-:func:`patch_keras_for_multi_worker` fixes both (a local input batch for the shapes, also under
-MirroredStrategy; a plain cross-worker MEAN of the metric values for multi-worker strategies
-only); models without a strategy run keras's code unchanged.
+:func:`patch_keras_trainer` fixes both (the shapes from the dataset's ``element_spec``, for every
+strategy: keras's extra iterator also shifted the shuffled data order of distributed runs; a
+plain cross-worker MEAN of the metric values for multi-worker strategies only); models without a
+strategy run keras's code unchanged.
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ def make_strategy(name: str, cpu_devices: int = 1):
     import tensorflow as tf
 
     name = resolve_strategy_name(name, cpu_devices)
-    patch_keras_for_multi_worker()
+    patch_keras_trainer()
     if name == "multi_worker":
         options = tf.distribute.experimental.CommunicationOptions(
             implementation=tf.distribute.experimental.CommunicationImplementation.AUTO)
@@ -223,6 +224,11 @@ def scaled_learning_rate(learning_rate: float, batch_size: int, rule: str, base_
     return learning_rate
 
 
+def run_learning_rate(config) -> float:
+    """The learning rate a run trains with: ``config.learning_rate`` after its ``lr_scaling`` rule."""
+    return scaled_learning_rate(config.learning_rate, config.batch_size, config.lr_scaling, config.lr_base_batch)
+
+
 # ----------------------------------------------------------------------------- precision
 
 
@@ -256,7 +262,7 @@ class precision_policy:
 _PATCHED = False
 
 
-def patch_keras_for_multi_worker() -> None:
+def patch_keras_trainer() -> None:
     """Let Keras 3's TensorFlow ``fit``/``evaluate`` run under MultiWorkerMirroredStrategy.
 
     Two changes (keras-team/keras#20585), only for models under a strategy:

@@ -287,39 +287,18 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
     strategy = distribute.make_strategy(config.strategy, config.cpu_devices)
     replicas = int(strategy.num_replicas_in_sync)
     distribute.check_global_batch(config.batch_size, replicas)
-    distribute.resolved_steps_per_execution(config, strategy)  # a refused value: before any folder exists
+    steps_per_execution = distribute.resolved_steps_per_execution(config, strategy)  # refused: before any folder
     set_seed(config.seed, deterministic=not config.jit)
     run_dir = config.run_dir
     if not role.is_chief:  # a non-chief worker trains alongside and keeps nothing
-        return _train_worker(config, role, strategy, echo=echo)
+        return _train_worker(config, role, strategy, steps_per_execution, echo=echo)
 
     # Everything that can be refused is checked before the run directory is touched.
-    data, info = load_splits(config)
-    train_ds, val_ds, test_ds = data["train"], data["validation"], data["test"]
-    plain_val_ds = val_ds  # before any mapping for auxiliary heads (calibration needs the plain one)
-    from kerasdl import augment
-
-    transforms = augment.resolve(config.augment, info.input_shape, info.task)
-    train_ds = augment.apply(train_ds, transforms, info.input_shape, config.seed, num_classes=info.num_classes,
-                             mean=info.mean, std=info.std).prefetch(-1)
-    loss = make_loss(config, info)
-    # Again: preparing a dataset the first time draws random numbers, and the weights must not
-    # depend on whether this run was the one that prepared it.
-    set_seed(config.seed, deterministic=not config.jit)
-    with strategy.scope(), distribute.precision_policy(config.precision):
-        model = build_for_dataset(config, info)
-        regularised = apply_regularisers(model, config)  # before transfer: loaded weights win
-        transfer = None
-        if config.init_from:
-            from kerasdl.transfer import freeze_backbone, transfer_weights
-
-            transfer = transfer_weights(model, config.init_from, info.class_names)
-            if config.freeze == "backbone":
-                transfer.update(freeze_backbone(model, transfer["reinitialised"], config.unfreeze_last))
-        _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
-        steps = math.ceil(info.splits["train"] / config.batch_size)
-        sample = _diagnostics_sample(val_ds) if config.diagnostics else None  # before aux-head mapping
-        train_ds, val_ds = _compile(model, config, info, loss, steps, train_ds, val_ds)
+    setup = _setup(config, strategy, steps_per_execution)
+    info, model, steps, train_ds, val_ds = setup.info, setup.model, setup.steps, setup.train_ds, setup.val_ds
+    plain_val_ds, test_ds = setup.data["validation"], setup.data["test"]  # unmapped: calibration and test
+    _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    sample = _diagnostics_sample(plain_val_ds) if config.diagnostics else None
     config.save(runs.path(run_dir, runs.CONFIG))
     runs.write_json(runs.path(run_dir, runs.DATASET), info.to_dict())
     runs.write_json(runs.path(run_dir, runs.METRICS), {"status": "running"})
@@ -397,11 +376,11 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
         "train_examples_per_second": round(images / max(sum(r.get("epoch_time_s", 0) for r in history), 1e-9), 1),
         "test": test,
     }
-    record["scale"] = _scale_record(config, strategy, replicas, role, jit)
-    if transfer:
-        record["transfer"] = transfer
-    if regularised:
-        record["regularisers"] = regularised
+    record["scale"] = _scale_record(config, strategy, replicas, role, jit, steps_per_execution)
+    if setup.transfer:
+        record["transfer"] = setup.transfer
+    if setup.regularised:
+        record["regularisers"] = setup.regularised
     if stop_reason == "nan_loss":
         epoch, batch = nan_guard.stopped_at
         record["nan_at"] = {"epoch": epoch + 1, "batch": batch + 1}
@@ -409,20 +388,58 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
     return TrainResult(run_dir, config, record, stop_reason, export_path)
 
 
-def _compile(model, config: RunConfig, info, loss, steps: int, train_ds, val_ds):
+@dataclass
+class _Setup:
+    """A run's data and compiled model, the same on the chief and on every other worker."""
+
+    info: object
+    data: dict  # the loaded splits, as load_splits gives them
+    model: object
+    steps: int  # training batches per epoch
+    train_ds: object  # augmented; for auxiliary heads, one label per head
+    val_ds: object  # for auxiliary heads, one label per head
+    regularised: dict
+    transfer: dict | None
+
+
+def _setup(config: RunConfig, strategy, steps_per_execution: int, splits=SPLITS) -> _Setup:
+    """Load the data, build, regularise, transfer and compile the model inside ``strategy``'s scope
+    and the run's precision policy. Touches no run directory, so anything refused here loses nothing."""
+    from kerasdl import augment, distribute
+
+    data, info = load_splits(config, splits)
+    transforms = augment.resolve(config.augment, info.input_shape, info.task)
+    train_ds = augment.apply(data["train"], transforms, info.input_shape, config.seed, num_classes=info.num_classes,
+                             mean=info.mean, std=info.std).prefetch(-1)
+    loss = make_loss(config, info)
+    # Again: preparing a dataset the first time draws random numbers, and the weights must not
+    # depend on whether this run was the one that prepared it.
+    set_seed(config.seed, deterministic=not config.jit)
+    steps = math.ceil(info.splits["train"] / config.batch_size)
+    with strategy.scope(), distribute.precision_policy(config.precision):
+        model = build_for_dataset(config, info)
+        regularised = apply_regularisers(model, config)  # before transfer: loaded weights win
+        transfer = None
+        if config.init_from:
+            from kerasdl.transfer import freeze_backbone, transfer_weights
+
+            transfer = transfer_weights(model, config.init_from, info.class_names)
+            if config.freeze == "backbone":
+                transfer.update(freeze_backbone(model, transfer["reinitialised"], config.unfreeze_last))
+        train_ds, val_ds = _compile(model, config, info, loss, steps, steps_per_execution, train_ds,
+                                    data["validation"])
+    return _Setup(info, data, model, steps, train_ds, val_ds, regularised, transfer)
+
+
+def _compile(model, config: RunConfig, info, loss, steps: int, steps_per_execution: int, train_ds, val_ds):
     """Compile ``model`` for the run (inside the strategy scope); returns the datasets, which
     models with auxiliary heads need mapped to one label per head."""
-    import tensorflow as tf
-
     from kerasdl import distribute
     from kerasdl.optim import make_optimizer
 
-    lr = distribute.scaled_learning_rate(config.learning_rate, config.batch_size, config.lr_scaling,
-                                         config.lr_base_batch)
+    lr = distribute.run_learning_rate(config)
     optimizer = make_optimizer(config if lr == config.learning_rate else config.replace(learning_rate=lr), steps)
-    strategy = tf.distribute.get_strategy()  # _compile runs inside the run's strategy scope
-    speed = dict(jit_compile=config.jit,
-                 steps_per_execution=distribute.resolved_steps_per_execution(config, strategy))
+    speed = dict(jit_compile=config.jit, steps_per_execution=steps_per_execution)
     extra_heads = len(model.outputs) - 1
     if extra_heads:  # auxiliary classifiers: the same labels for every head, weighted losses
         n = extra_heads + 1
@@ -443,14 +460,12 @@ def _plateau_callbacks(config: RunConfig, steps: int) -> list:
 
     from kerasdl import distribute
 
-    lr = distribute.scaled_learning_rate(config.learning_rate, config.batch_size, config.lr_scaling,
-                                         config.lr_base_batch)
     out = [keras.callbacks.ReduceLROnPlateau(
         monitor=config.monitor, factor=config.lr_decay_factor, patience=max(config.patience // 2, 2),
         min_lr=config.min_learning_rate,
     )]
     if config.warmup_epochs:
-        out.insert(0, cb.WarmupLearningRate(lr, round(config.warmup_epochs * steps)))
+        out.insert(0, cb.WarmupLearningRate(distribute.run_learning_rate(config), round(config.warmup_epochs * steps)))
     return out
 
 
@@ -485,7 +500,7 @@ def _scale_note(config: RunConfig, strategy, replicas: int) -> str:
     return f" [{'; '.join(parts)}]" if parts else ""
 
 
-def _scale_record(config: RunConfig, strategy, replicas: int, role, jit: bool) -> dict:
+def _scale_record(config: RunConfig, strategy, replicas: int, role, jit: bool, steps_per_execution: int) -> dict:
     from kerasdl import distribute
 
     return {
@@ -494,58 +509,36 @@ def _scale_record(config: RunConfig, strategy, replicas: int, role, jit: bool) -
         "workers": role.num_workers,
         "global_batch_size": config.batch_size,
         "per_replica_batch_size": config.batch_size // replicas,
-        "learning_rate": distribute.scaled_learning_rate(config.learning_rate, config.batch_size,
-                                                         config.lr_scaling, config.lr_base_batch),
+        "learning_rate": distribute.run_learning_rate(config),
         "lr_scaling": config.lr_scaling,
         "precision": config.precision,
         "jit": bool(jit),  # what keras compiled, not only what was asked
-        "steps_per_execution": distribute.resolved_steps_per_execution(config, strategy),
+        "steps_per_execution": steps_per_execution,
     }
 
 
-def _train_worker(config: RunConfig, role, strategy, *, echo) -> TrainResult:
+def _train_worker(config: RunConfig, role, strategy, steps_per_execution: int, *, echo) -> TrainResult:
     """A non-chief worker of a multi-worker run: the same model, data and callbacks that decide
     anything (NaN guard, early stopping, the learning-rate schedule), restored from the chief's
     backup; its own files go to a temporary folder that is removed at the end."""
     import tempfile
 
-    from kerasdl import distribute
-
     run_dir = config.run_dir
-    data, info = load_splits(config, ("train", "validation"))
-    from kerasdl import augment
-
-    transforms = augment.resolve(config.augment, info.input_shape, info.task)
-    train_ds = augment.apply(data["train"], transforms, info.input_shape, config.seed,
-                             num_classes=info.num_classes, mean=info.mean, std=info.std).prefetch(-1)
-    loss = make_loss(config, info)
-    steps = math.ceil(info.splits["train"] / config.batch_size)
-    set_seed(config.seed, deterministic=not config.jit)  # as the chief does after loading its data
-    with strategy.scope(), distribute.precision_policy(config.precision):
-        model = build_for_dataset(config, info)
-        apply_regularisers(model, config)
-        if config.init_from:
-            from kerasdl.transfer import freeze_backbone, transfer_weights
-
-            transfer = transfer_weights(model, config.init_from, info.class_names)
-            if config.freeze == "backbone":
-                freeze_backbone(model, transfer["reinitialised"], config.unfreeze_last)
-        train_ds, val_ds = _compile(model, config, info, loss, steps, train_ds, data["validation"])
+    setup = _setup(config, strategy, steps_per_execution, ("train", "validation"))
+    model, steps = setup.model, setup.steps
     scratch = tempfile.mkdtemp(prefix=f"kerasdl-{role.label}-")
     try:
         nan_guard = cb.NanGuard()
         chief_history = runs.path(run_dir, runs.HISTORY)  # read only: early stopping replays it on resume
-        callbacks = [nan_guard, cb.HistoryLog(os.path.join(scratch, runs.HISTORY)),
-                     cb.BestCheckpoint(os.path.join(scratch, runs.BEST_WEIGHTS), os.path.join(scratch, runs.HISTORY),
-                                       config.monitor)]
+        callbacks = [nan_guard, cb.HistoryLog(os.path.join(scratch, runs.HISTORY))]  # (the EMA swap goes around it)
         if config.patience:
             callbacks.append(cb.ResumableEarlyStopping(chief_history, config.monitor, config.patience))
         callbacks.append(cb.RunBackup(runs.path(run_dir, runs.BACKUP), writer=False))
-        callbacks = _plateau_callbacks(config, steps) + _technique_callbacks(callbacks, model, config.replace(diagnostics=False),
-                                                                          scratch, None)
+        techniques = _technique_callbacks(callbacks, model, config.replace(diagnostics=False), scratch, None)
+        callbacks = _plateau_callbacks(config, steps) + techniques
         echo(f"{role.label}: training {config.model} with the chief -> {run_dir}")
-        model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=0,
-                  shuffle=False)
+        model.fit(setup.train_ds, validation_data=setup.val_ds, epochs=config.epochs, callbacks=callbacks,
+                  verbose=0, shuffle=False)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     stop = "nan_loss" if nan_guard.stopped_at is not None else "completed"
