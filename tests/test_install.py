@@ -7,6 +7,7 @@ import os
 import pathlib
 import re
 import subprocess
+import sysconfig
 import sys
 import tomllib
 from importlib import metadata
@@ -35,8 +36,12 @@ def test_readme_quickstart_has_two_commands_and_ci_runs_line_two():
 
 
 def test_installed_script_help_works():
-    exe = subprocess.run(["bash", "-lc", "command -v kerasdl"], capture_output=True, text=True).stdout.strip()
-    assert exe, "the kerasdl console script is not on PATH"
+    # The console script sits beside the interpreter that runs the tests (a venv's bin/, or the
+    # system scripts folder). A login shell (`bash -lc`) resets PATH and drops an active venv, so
+    # it must not be used to find it (issue #13: the suite failed in a fresh venv that way).
+    scripts = pathlib.Path(sysconfig.get_path("scripts"))
+    exe = next((str(p) for p in (scripts / "kerasdl", scripts / "kerasdl.exe") if p.exists()), None)
+    assert exe, f"the kerasdl console script is not in {scripts}"
     proc = subprocess.run([exe, "--help"], capture_output=True, text=True, cwd="/")
     assert proc.returncode == 0 and "train" in proc.stdout
 
@@ -84,3 +89,10 @@ def test_layout(path):
     assert (REPO / path).exists()
     for folder in ("kerasdl", "cli", "models", "tests", "saved_models"):
         assert (REPO / folder).is_dir()
+
+
+def test_ci_runs_the_suite_in_a_fresh_venv():
+    """CI must test as a newcomer does: in a new virtual environment, never the system site-packages."""
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "-m venv" in ci and "bin/activate" in ci
+    assert "--system-site-packages" not in ci
