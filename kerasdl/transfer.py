@@ -7,6 +7,10 @@ The lecture recipe, one flag each (``kerasdl train --init-from runs/<source> ...
    weighted layers of the backbone train;
 3. fine-tune everything with a lower learning rate: ``--freeze none --lr 1e-4``.
 
+The backbone can also come from ImageNet: ``--pretrained imagenet`` (instead of ``--init-from``)
+loads keras.applications' weights into a model that has a keras.applications twin
+(:mod:`kerasdl.pretrained`); ``--freeze backbone`` then trains only the new head.
+
 Steps 2 and 3 work best started from step 1's run (``--init-from`` that run): its head is already
 trained, so the first fine-tuning steps do not push large random-head gradients into the backbone.
 

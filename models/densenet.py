@@ -16,8 +16,9 @@ and adds ``growth_rate`` new channels; transitions between blocks halve the chan
     dense layer: BN -> ReLU -> 1x1 conv (bottleneck_width * k) -> BN -> ReLU -> 3x3 conv (k)
                  -> (dropout) -> concatenate with its input
 
-This is keras.applications' DenseNet layer for layer (no conv biases; BN momentum 0.9 /
-epsilon 1e-5 here, which changes no count). Parameter counts checked (tests/test_zoo_resnet.py):
+This is keras.applications' DenseNet layer for layer (no conv biases; BN momentum 0.9 here,
+epsilon 1.001e-5 as there): the same function given the same weights
+(tests/test_zoo_applications.py). Parameter counts checked (tests/test_zoo_resnet.py):
 densenet121 / 169 / 201 have 8,062,504 / 14,307,880 / 20,242,984 parameters in total, exactly
 keras.applications DenseNet121/169/201 (trainable 7,978,856 for DenseNet-121 = torchvision).
 

@@ -50,14 +50,21 @@ Conventions, and where the references differ:
   builder's default). In v2, keras.applications biases only the convs not followed by a BN
   (the stem, the projection shortcuts and each block's last conv); ``conv_bias=True`` does the
   same there.
-* Downsampling stride: in the 3x3 conv of the first block of a stage ("ResNet v1.5", as in
-  torchvision and the ResNeXt paper). The original Caffe ResNet and keras.applications put it
-  in the first 1x1 conv; keras' ResNetV2 puts it in the *last* block of a stage (TF-slim).
-  Parameter counts are identical; v1.5 is the better-performing convention.
+* Downsampling stride. A name shared with keras.applications means its function: resnet50 /
+  101 / 152 stride in the first 1x1 conv of a stage's first block (the original Caffe ResNet,
+  ``stride_in="1x1"``), resnet50v2 / 101v2 / 152v2 in the 3x3 conv of the *last* block of
+  stages 2-4 (TF-slim, ``stride_block="last"``, the shortcut subsampling with a 1x1 max-pool).
+  With the same weights they give keras.applications' logits (tests/test_zoo_applications.py),
+  so its ImageNet weights load (``build_model(..., weights="imagenet")``). The other
+  conventions keep their own names: resnet50_v1_5 / 101_v1_5 / 152_v1_5 stride in the 3x3 conv
+  ("ResNet v1.5", torchvision, the builder's default, also resnet18 / 34 and ResNeXt), and
+  preact_resnet50 / 101 / 152 in the first block of stages 3-5 (He et al.'s pre-activation
+  code). Parameter counts are identical across conventions.
 * Strided convs and the stem max-pool pad explicitly (k // 2 on every side, as torchvision and
   keras.applications), not Keras' asymmetric 'same' padding.
-* BatchNorm momentum 0.9 / epsilon 1e-5 (Torch's defaults, used to train the papers' nets;
-  Keras' 0.99 is slow to settle in short runs); He-normal kernels (the papers' init).
+* BatchNorm momentum 0.9 (Torch's default, used to train the papers' nets; Keras' 0.99 is
+  slow to settle in short runs) and epsilon 1.001e-5 (keras.applications', with which its
+  ImageNet weights were trained); He-normal kernels (the papers' init).
 * CIFAR shortcuts: option A (the paper's default for Table 6: identity, subsampled and
   zero-padded with new channels where the shape changes; parameter-free, layer
   :class:`ZeroPadShortcut`), option B (1x1 conv + BN projection there), or None for the
@@ -112,9 +119,11 @@ CIFAR_FILTERS = (16, 32, 64)
 IMAGENET_MIN_SIDE = 32  # total stride 32: smaller inputs would vanish before the head
 CIFAR_MIN_SIDE = 4  # total stride 4
 SHORTCUTS = ("A", "B", None)
+STRIDE_IN = ("3x3", "1x1")  # where a bottleneck block downsamples
+STRIDE_BLOCKS = ("first", "last")  # which block of a stage downsamples
 
 BN_MOMENTUM = 0.9
-BN_EPSILON = 1e-5
+BN_EPSILON = 1.001e-5  # keras.applications' value (their ImageNet weights were trained with it)
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -213,14 +222,19 @@ def residual_block(
     conv_bias: bool = False,
     dropout: float = 0.0,
     drop_rate: float = 0.0,
+    stride_in: str = "3x3",
 ):
     """One residual block ``(B, H, W, C_in) -> (B, H/stride, W/stride, C_out)``.
 
     ``C_out`` is ``filters`` (basic) or ``4 * filters`` (bottleneck, whose inner convs are
     ``width`` wide, ``groups`` groups in the 3x3). ``preact`` selects v2 ordering. The
     shortcut is the identity unless the shape changes; then ``"B"`` projects (1x1 conv, with a
-    BN in v1) and ``"A"`` zero-pads; ``None`` drops the shortcut (a plain block). ``dropout``
-    sits before the last conv (WRN); ``drop_rate`` is the stochastic-depth rate.
+    BN in v1) where the channels change, or subsamples (``{name}_shortcut_pool``, a 1x1
+    stride-s max-pool, as keras.applications' ResNetV2) where only the resolution does;
+    ``"A"`` zero-pads; ``None`` drops the shortcut (a plain block). ``dropout`` sits before
+    the last conv (WRN); ``drop_rate`` is the stochastic-depth rate. ``stride_in`` places a
+    bottleneck's stride: ``"3x3"`` ("v1.5", torchvision) or ``"1x1"`` (the first 1x1 conv,
+    the original Caffe ResNet and keras.applications' ResNet50/101/152).
     """
     out_channels = filters * EXPANSION if bottleneck else filters
     changes_shape = stride != 1 or x.shape[-1] != out_channels
@@ -229,7 +243,9 @@ def residual_block(
     inner = bn_relu(x, f"{name}_preact") if preact else x  # (B, H, W, C_in)
 
     residual = x
-    if shortcut == "B" and changes_shape:
+    if shortcut == "B" and changes_shape and x.shape[-1] == out_channels:
+        residual = keras.layers.MaxPooling2D(1, strides=stride, name=f"{name}_shortcut_pool")(x)
+    elif shortcut == "B" and changes_shape:
         residual = conv(inner, out_channels, 1, stride=stride, use_bias=conv_bias,
                         name=f"{name}_shortcut_conv")  # (B, H/s, W/s, C_out)
         if not preact:
@@ -238,7 +254,8 @@ def residual_block(
         residual = ZeroPadShortcut(stride, out_channels, name=f"{name}_shortcut_pad")(x)
 
     if bottleneck:  # (filters, kernel, stride, groups) per conv
-        convs = [(width, 1, 1, 1), (width, 3, stride, groups), (out_channels, 1, 1, 1)]
+        s1, s3 = (stride, 1) if stride_in == "1x1" else (1, stride)
+        convs = [(width, 1, s1, 1), (width, 3, s3, groups), (out_channels, 1, 1, 1)]
     else:
         convs = [(filters, 3, stride, 1), (filters, 3, 1, 1)]
     y = inner
@@ -286,6 +303,8 @@ def ResNet(
     groups: int = 1,
     width_per_group: int = 64,
     conv_bias: bool = False,
+    stride_in: str = "3x3",
+    stride_block: str = "first",
     drop_path_rate: float = 0.0,
     kernel_initializer: Any = "he_normal",
     l2: float = 0.0,
@@ -306,6 +325,12 @@ def ResNet(
             bottleneck depths take ``groups`` / ``width_per_group`` other than 1 / 64.
         conv_bias: biases on the convs (keras.applications' convention, see the module
             docstring); False is torchvision's.
+        stride_in: where a bottleneck block downsamples: ``"3x3"`` (its 3x3 conv, "ResNet
+            v1.5", torchvision) or ``"1x1"`` (its first 1x1 conv, the original ResNet and
+            keras.applications' ResNet50/101/152). Basic blocks always stride in the first 3x3.
+        stride_block: which block of a stage downsamples: ``"first"`` (of stages 3-5, the
+            papers and torchvision) or ``"last"`` (of stages 2-4, keras.applications'
+            ResNet50V2/101V2/152V2, from TF-slim; the shortcut then subsamples the input).
         drop_path_rate: stochastic depth rate of the last block (linear rule); 0 disables.
         kernel_initializer: Keras initializer for every conv (He normal, as in the paper).
         l2: L2 penalty on every kernel; 0 disables it.
@@ -320,6 +345,8 @@ def ResNet(
     check_int(name, "groups", groups, minimum=1)
     check_int(name, "width_per_group", width_per_group, minimum=1)
     check_bool(name, "conv_bias", conv_bias)
+    check_choice(name, "stride_in", stride_in, STRIDE_IN)
+    check_choice(name, "stride_block", stride_block, STRIDE_BLOCKS)
     block, blocks_per_stage = IMAGENET_DEPTHS[depth]
     bottleneck = block == "bottleneck"
     if not bottleneck and (groups, width_per_group) != (1, 64):
@@ -340,11 +367,16 @@ def ResNet(
     index = 0
     for stage, (filters, num_blocks) in enumerate(zip(IMAGENET_FILTERS, blocks_per_stage), 2):
         for b in range(num_blocks):
+            if stride_block == "first":  # first block of stages 3-5
+                stride = 2 if stage > 2 and b == 0 else 1
+            else:  # last block of stages 2-4
+                stride = 2 if stage < 5 and b == num_blocks - 1 else 1
             x = residual_block(
                 x,
                 conv,
                 filters=filters,
-                stride=2 if stage > 2 and b == 0 else 1,
+                stride=stride,
+                stride_in=stride_in,
                 bottleneck=bottleneck,
                 preact=preact,
                 groups=groups,
@@ -398,54 +430,123 @@ def resnet34(input_shape, num_classes, **overrides):
                 "(keras.applications ResNet50); conv_bias=False gives torchvision's "
                 "25,557,032 trainable. Inputs >= 32x32.")
 def resnet50(input_shape, num_classes, **overrides):
-    """ResNet-50 (keras.applications convention: conv biases)."""
+    """ResNet-50, keras.applications' ResNet50 layer for layer (conv biases, stride in the
+    first 1x1 conv of a block)."""
     return _resnet(input_shape, num_classes, overrides, depth=50, conv_bias=True,
-                   name="resnet50")
+                   stride_in="1x1", name="resnet50")
+
+
+@register_model("resnet50_v1_5", family="resnet", paper=_V1 + "; v1.5 (torchvision)", **_IMAGENET,
+                notes="ResNet-50 v1.5: resnet50 with each downsampling block's stride in "
+                "its 3x3 conv instead of its first 1x1 (torchvision, the ResNeXt paper); "
+                "same 25,636,712 parameters. Inputs >= 32x32.")
+def resnet50_v1_5(input_shape, num_classes, **overrides):
+    """ResNet-50 v1.5 (stride in the 3x3 conv), keras.applications' conv biases."""
+    return _resnet(input_shape, num_classes, overrides, depth=50, conv_bias=True,
+                   stride_in="3x3", name="resnet50_v1_5")
 
 
 @register_model("resnet101", family="resnet", paper=_V1, **_IMAGENET,
                 notes="ResNet-101, bottleneck blocks with conv biases: 44,707,176 parameters "
                 "(keras.applications ResNet101). Inputs >= 32x32.")
 def resnet101(input_shape, num_classes, **overrides):
-    """ResNet-101 (keras.applications convention: conv biases)."""
+    """ResNet-101, keras.applications' ResNet101 layer for layer (conv biases, stride in the
+    first 1x1 conv of a block)."""
     return _resnet(input_shape, num_classes, overrides, depth=101, conv_bias=True,
-                   name="resnet101")
+                   stride_in="1x1", name="resnet101")
+
+
+@register_model("resnet101_v1_5", family="resnet", paper=_V1 + "; v1.5 (torchvision)", **_IMAGENET,
+                notes="ResNet-101 v1.5: resnet101 with each downsampling block's stride in "
+                "its 3x3 conv instead of its first 1x1 (torchvision, the ResNeXt paper); "
+                "same 44,707,176 parameters. Inputs >= 32x32.")
+def resnet101_v1_5(input_shape, num_classes, **overrides):
+    """ResNet-101 v1.5 (stride in the 3x3 conv), keras.applications' conv biases."""
+    return _resnet(input_shape, num_classes, overrides, depth=101, conv_bias=True,
+                   stride_in="3x3", name="resnet101_v1_5")
 
 
 @register_model("resnet152", family="resnet", paper=_V1, **_IMAGENET,
                 notes="ResNet-152, bottleneck blocks with conv biases: 60,419,944 parameters "
                 "(keras.applications ResNet152). Inputs >= 32x32.")
 def resnet152(input_shape, num_classes, **overrides):
-    """ResNet-152 (keras.applications convention: conv biases)."""
+    """ResNet-152, keras.applications' ResNet152 layer for layer (conv biases, stride in the
+    first 1x1 conv of a block)."""
     return _resnet(input_shape, num_classes, overrides, depth=152, conv_bias=True,
-                   name="resnet152")
+                   stride_in="1x1", name="resnet152")
+
+
+@register_model("resnet152_v1_5", family="resnet", paper=_V1 + "; v1.5 (torchvision)", **_IMAGENET,
+                notes="ResNet-152 v1.5: resnet152 with each downsampling block's stride in "
+                "its 3x3 conv instead of its first 1x1 (torchvision, the ResNeXt paper); "
+                "same 60,419,944 parameters. Inputs >= 32x32.")
+def resnet152_v1_5(input_shape, num_classes, **overrides):
+    """ResNet-152 v1.5 (stride in the 3x3 conv), keras.applications' conv biases."""
+    return _resnet(input_shape, num_classes, overrides, depth=152, conv_bias=True,
+                   stride_in="3x3", name="resnet152_v1_5")
 
 
 @register_model("resnet50v2", family="resnet", paper=_V2, **_IMAGENET,
                 notes="Pre-activation ResNet-50: 25,613,800 parameters (keras.applications "
                 "ResNet50V2). Inputs >= 32x32.")
 def resnet50v2(input_shape, num_classes, **overrides):
-    """Pre-activation ResNet-50 (keras.applications convention)."""
+    """Pre-activation ResNet-50, keras.applications' ResNet50V2 layer for layer (stride in
+    the last block of stages 2-4)."""
     return _resnet(input_shape, num_classes, overrides, depth=50, version=2, conv_bias=True,
-                   name="resnet50v2")
+                   stride_block="last", name="resnet50v2")
+
+
+@register_model("preact_resnet50", family="resnet", paper=_V2, **_IMAGENET,
+                notes="Pre-activation ResNet-50 with the paper's downsampling (stride in the "
+                "first block of stages 3-5, He et al.'s code) instead of resnet50v2's "
+                "(last block of stages 2-4, keras.applications); same 25,613,800 parameters. "
+                "Inputs >= 32x32.")
+def preact_resnet50(input_shape, num_classes, **overrides):
+    """Pre-activation ResNet-50, stride in the first block of stages 3-5."""
+    return _resnet(input_shape, num_classes, overrides, depth=50, version=2, conv_bias=True,
+                   stride_block="first", name="preact_resnet50")
 
 
 @register_model("resnet101v2", family="resnet", paper=_V2, **_IMAGENET,
                 notes="Pre-activation ResNet-101: 44,675,560 parameters (keras.applications "
                 "ResNet101V2). Inputs >= 32x32.")
 def resnet101v2(input_shape, num_classes, **overrides):
-    """Pre-activation ResNet-101 (keras.applications convention)."""
+    """Pre-activation ResNet-101, keras.applications' ResNet101V2 layer for layer (stride in
+    the last block of stages 2-4)."""
     return _resnet(input_shape, num_classes, overrides, depth=101, version=2, conv_bias=True,
-                   name="resnet101v2")
+                   stride_block="last", name="resnet101v2")
+
+
+@register_model("preact_resnet101", family="resnet", paper=_V2, **_IMAGENET,
+                notes="Pre-activation ResNet-101 with the paper's downsampling (stride in the "
+                "first block of stages 3-5, He et al.'s code) instead of resnet101v2's "
+                "(last block of stages 2-4, keras.applications); same 44,675,560 parameters. "
+                "Inputs >= 32x32.")
+def preact_resnet101(input_shape, num_classes, **overrides):
+    """Pre-activation ResNet-101, stride in the first block of stages 3-5."""
+    return _resnet(input_shape, num_classes, overrides, depth=101, version=2, conv_bias=True,
+                   stride_block="first", name="preact_resnet101")
 
 
 @register_model("resnet152v2", family="resnet", paper=_V2, **_IMAGENET,
                 notes="Pre-activation ResNet-152: 60,380,648 parameters (keras.applications "
                 "ResNet152V2). Inputs >= 32x32.")
 def resnet152v2(input_shape, num_classes, **overrides):
-    """Pre-activation ResNet-152 (keras.applications convention)."""
+    """Pre-activation ResNet-152, keras.applications' ResNet152V2 layer for layer (stride in
+    the last block of stages 2-4)."""
     return _resnet(input_shape, num_classes, overrides, depth=152, version=2, conv_bias=True,
-                   name="resnet152v2")
+                   stride_block="last", name="resnet152v2")
+
+
+@register_model("preact_resnet152", family="resnet", paper=_V2, **_IMAGENET,
+                notes="Pre-activation ResNet-152 with the paper's downsampling (stride in the "
+                "first block of stages 3-5, He et al.'s code) instead of resnet152v2's "
+                "(last block of stages 2-4, keras.applications); same 60,380,648 parameters. "
+                "Inputs >= 32x32.")
+def preact_resnet152(input_shape, num_classes, **overrides):
+    """Pre-activation ResNet-152, stride in the first block of stages 3-5."""
+    return _resnet(input_shape, num_classes, overrides, depth=152, version=2, conv_bias=True,
+                   stride_block="first", name="preact_resnet152")
 
 
 @register_model("resnext50_32x4d", family="resnext", paper="Xie, Girshick, Dollar, Tu & He 2017",
