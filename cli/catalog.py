@@ -5,79 +5,74 @@ from __future__ import annotations
 import click
 from kerasdl.tfquiet import import_tensorflow
 
-from .render import console, print_rows
+from .render import print_rows
 
 
 @click.command("models", epilog="\b\nExamples:\n  kerasdl models\n  kerasdl models --family resnet")
 @click.option("--family", default=None, help="Only this family.")
-@click.option("--no-params", is_flag=True, help="Skip counting parameters (counting builds each model once).")
+@click.option("--no-params", is_flag=True, help="Leave out the two parameter-count columns.")
 def models_command(family, no_params):
-    """List every registered model: family, task, default input, parameter count, paper.
+    """List every registered model: family, task, default input, parameter counts, paper.
 
-    Counting parameters builds each model at its default input once; the counts are cached
-    (keyed by the builders' source), so later calls are instant.
+    Parameter counts ship with kerasdl (measured at each model's default input and class count
+    when the catalogue was generated), so nothing is built and the listing prints at once.
+    "trainable" counts trainable weights (as torchvision and the papers do); "total" is Keras'
+    count_params(), which adds BatchNorm's moving statistics. The training header prints both,
+    at the run's own input and class count.
     """
-    import_tensorflow()  # quietly, before anything else loads it
-    from kerasdl.models import list_models, model_info
+    from kerasdl.models import list_models, model_info, param_counts, registry
 
+    if registry.stale_modules():  # a family edited since the catalogue was made: import it for real
+        import_tensorflow()  # quietly, before the family module loads it
     names = [n for n in list_models() if not family or model_info(n).family == family]
     if family and not names:
         from kerasdl.errors import UnknownNameError
 
         raise UnknownNameError("family", family, {model_info(n).family for n in list_models()})
-    counts = {} if no_params else _param_counts(names)
-    columns = ("name", "family", "task", "default input", "classes", "parameters", "paper")
-    rows = []
+    counted = () if no_params else ("trainable", "total")
+    columns = ("name", "family", "task", "default input", "classes", *counted, "paper")
+    rows, missing = [], []
     for name in names:
         info = model_info(name)
-        params = f"{counts[name]:,}" if name in counts else "-"
-        rows.append((name, info.family, info.task, "x".join(str(d) for d in info.default_input_shape),
-                     str(info.default_num_classes), params, info.paper))
-    print_rows("kerasdl models", columns, rows, right=("classes", "parameters"), wrap=("paper",))
-
-
-def _param_counts(names: list[str]) -> dict:
-    """Parameter counts at the default input, cached per version of the builders' source."""
-    import hashlib
-    import json
-    import os
-
-    import keras
-
-    import kerasdl.models as zoo
-    from kerasdl.models import build_model, model_info
-
-    folder = os.path.dirname(zoo.__file__)
-    digest = hashlib.sha1()
-    for file in sorted(f for f in os.listdir(folder) if f.endswith(".py")):
-        with open(os.path.join(folder, file), "rb") as f:
-            digest.update(file.encode() + f.read())
-    cache_dir = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "kerasdl")
-    cache_file = os.path.join(cache_dir, f"param-counts-{digest.hexdigest()[:16]}.json")
-    try:
-        with open(cache_file) as f:
-            counts = json.load(f)
-    except (OSError, ValueError):
-        counts = {}
-    missing = [n for n in names if n not in counts]
+        shipped = None if no_params else param_counts(name)
+        if no_params:
+            counts = ()
+        elif shipped:
+            counts = tuple(f"{c:,}" for c in shipped)
+        else:
+            counts = ("?", "?")
+            missing.append(name)
+        shape = "x".join(str(d) for d in info.default_input_shape)
+        rows.append((name, info.family, info.task, shape, str(info.default_num_classes), *counts,
+                     info.paper))
+    columns, rows = _fit_terminal(columns, rows)
+    print_rows("kerasdl models", columns, rows, right=("classes", *counted), wrap=("paper",))
     if missing:
-        with console.status("") as status:
-            for i, name in enumerate(missing, 1):
-                status.update(f"counting parameters: {name} ({i}/{len(missing)})")
-                info = model_info(name)
-                model = build_model(name, input_shape=info.default_input_shape, num_classes=info.default_num_classes)
-                counts[name] = int(model.count_params())
-                del model
-                keras.backend.clear_session()
-        try:
-            os.makedirs(cache_dir, exist_ok=True)
-            tmp = f"{cache_file}.tmp-{os.getpid()}"
-            with open(tmp, "w") as f:
-                json.dump(counts, f)
-            os.replace(tmp, cache_file)
-        except OSError:
-            pass  # a read-only home only costs the next call the same wait
-    return counts
+        click.echo(f"?: no shipped parameter count for {', '.join(missing)} (edited since the "
+                   "catalogue was generated: run `python benchmarks/param_counts.py --write`)",
+                   err=True)
+
+
+def _fit_terminal(columns, rows, optional=("paper", "task", "family"), min_wrapped=20):
+    """On a terminal too narrow for every column, leave out ``optional`` ones (in that order)
+    rather than cut names and counts short; piped output always keeps every column."""
+    from .render import console
+
+    if not console.is_terminal:
+        return columns, rows
+
+    def width(cols):  # rich's box: 3 characters per column (padding and rule) and 1 more
+        return 1 + sum(3 + (min_wrapped if c == "paper" else
+                            max(len(c), *(len(r[columns.index(c)]) for r in rows))) for c in cols)
+
+    keep = list(columns)
+    for column in optional:
+        if width(keep) <= console.width:
+            break
+        if column in keep:
+            keep.remove(column)
+    index = [columns.index(c) for c in keep]
+    return tuple(keep), [tuple(row[i] for i in index) for row in rows]
 
 
 @click.command("datasets", epilog="\b\nExamples:\n  kerasdl datasets")

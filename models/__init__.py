@@ -2,24 +2,56 @@
 
     from kerasdl.models import build_model, list_models, model_info
     model = build_model("lenet5", input_shape=(28, 28, 1), num_classes=10)  # logits out
+    model = build_model("lenet5")  # the same: the registry's default input and class count
 
 One module per architecture family, each with one generic builder and thin registered
 entry points (see :mod:`kerasdl.models.registry`). To add a family: write
-``models/<family>.py`` with ``@register_model`` entry points; every public module of this
-package is imported below, which registers its models.
+``models/<family>.py`` with ``@register_model`` entry points, then regenerate the shipped
+catalogue (``python benchmarks/param_counts.py --write``).
 Builders use only ``keras.layers`` / ``keras.ops``, so they run on any Keras backend.
+
+Importing this package imports neither Keras nor TensorFlow: names, :class:`ModelInfo` and
+parameter counts come from the shipped catalogue, and :func:`build_model` imports only the
+family module it needs. Family modules (``kerasdl.models.resnet``) and ``ACTIVATIONS`` load
+on first attribute access.
 """
 
-from .registry import ModelInfo, build_model, list_models, model_info, register_model
+from __future__ import annotations
 
-import importlib as _importlib  # noqa: E402
-import pkgutil as _pkgutil  # noqa: E402
+import importlib as _importlib
 
-from .activations import ACTIVATIONS  # noqa: E402
+from .registry import (
+    ModelInfo,
+    build_model,
+    import_all_families,
+    list_models,
+    model_info,
+    param_counts,
+    register_model,
+)
 
-# Family modules: importing them registers their models (sorted, so the order is stable).
-for _module in sorted(m.name for m in _pkgutil.iter_modules(__path__)):
-    if not _module.startswith("_") and _module not in ("registry", "activations"):
-        _importlib.import_module(f"{__name__}.{_module}")
+__all__ = [
+    "ACTIVATIONS",
+    "ModelInfo",
+    "build_model",
+    "import_all_families",
+    "list_models",
+    "model_info",
+    "param_counts",
+    "register_model",
+]
 
-__all__ = ["ACTIVATIONS", "ModelInfo", "build_model", "list_models", "model_info", "register_model"]
+
+def __getattr__(name: str):
+    """Lazy attributes: ``ACTIVATIONS`` and the submodules (``kerasdl.models.vit``)."""
+    if name == "ACTIVATIONS":
+        from .activations import ACTIVATIONS
+
+        return ACTIVATIONS
+    if not name.startswith("__"):
+        try:
+            return _importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,18 +15,33 @@ Modelled on timm's ``models/_registry.py``: each family module defines ONE gener
 parameters), so :func:`build_model` can reject a misspelt one with a one-line error that
 names the valid keywords, before any layer is built.
 
-Importing :mod:`kerasdl.models` imports every family module, which fills the registry.
+Start-up without Keras: importing :mod:`kerasdl.models` imports no family module (and so
+neither Keras nor TensorFlow). Every entry's :class:`ModelInfo` and its parameter counts are
+also shipped as data in ``models/_catalog.py``, generated from the real registry by
+``python benchmarks/param_counts.py --write``. :func:`list_models`, :func:`model_info`,
+:func:`param_counts` and an unknown name's error read that catalogue; :func:`build_model`
+imports only the family module it needs. The catalogue records a digest of each family
+module's source (and of the sibling modules it imports): a module edited since the catalogue
+was generated is imported for real instead, so a stale catalogue is slower, never wrong
+(``tests/test_startup.py`` fails until it is regenerated).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
+import importlib
 import inspect
+import os
+import re
 from typing import Any, Callable, Sequence
 
 from kerasdl.errors import KerasdlUsageError, UnknownNameError
 
-__all__ = ["ModelInfo", "register_model", "build_model", "list_models", "model_info"]
+__all__ = [
+    "ModelInfo", "register_model", "build_model", "list_models", "model_info", "param_counts",
+]
 
 # Parameters every builder takes positionally; they are not "overrides".
 _REQUIRED = ("input_shape", "num_classes")
@@ -105,6 +120,10 @@ def register_model(
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is already registered (by {_REGISTRY[name].fn!r})")
+        shipped = _shipped().infos.get(name)
+        if shipped is not None and f"{__package__}.{_shipped().module_of[name]}" != fn.__module__:
+            raise ValueError(f"model {name!r} is already registered (by kerasdl.models."
+                             f"{_shipped().module_of[name]})")
         info = ModelInfo(
             name=name,
             family=family,
@@ -122,21 +141,179 @@ def register_model(
     return decorator
 
 
+# --------------------------------------------------------------------------- the shipped catalogue
+
+_CATALOG_MODULE = "_catalog"  # models/_catalog.py, written by benchmarks/param_counts.py --write
+_NOT_FAMILIES = ("registry", "activations")  # public modules of the package that register nothing
+
+
+def family_modules() -> list[str]:
+    """The family modules of this package (``resnet``, ``vit``, ...), sorted; none is imported."""
+    folder = os.path.dirname(os.path.abspath(__file__))
+    names = (f[:-3] for f in os.listdir(folder) if f.endswith(".py"))
+    return sorted(n for n in names if not n.startswith("_") and n not in _NOT_FAMILIES)
+
+
+def source_digests() -> dict[str, str]:
+    """Per family module: a digest of its source and of every sibling module it imports.
+
+    ``from .resnet import ...`` in ``wide_resnet.py`` makes resnet.py part of wide_resnet's
+    digest (and ``._common`` / ``.activations`` part of nearly every digest), so any edit that
+    can change a model's registration or parameter count changes its module's digest. The
+    registry itself and the generated catalogue are left out.
+    """
+    folder = os.path.dirname(os.path.abspath(__file__))
+    sources: dict[str, bytes] = {}
+    for file in os.listdir(folder):
+        if file.endswith(".py") and file[:-3] not in ("registry", _CATALOG_MODULE):
+            with open(os.path.join(folder, file), "rb") as f:
+                sources[file[:-3]] = f.read()
+    relative_import = re.compile(rb"^\s*from \.(\w+) import", re.M)
+    imports = {name: set(relative_import.findall(src)) for name, src in sources.items()}
+    digests = {}
+    for module in family_modules():
+        seen, todo = set(), [module]
+        while todo:
+            current = todo.pop()
+            if current in seen or current not in sources:
+                continue
+            seen.add(current)
+            todo.extend(dep.decode() for dep in imports[current])
+        digest = hashlib.sha256()
+        for name in sorted(seen):
+            digest.update(name.encode() + b"\0" + sources[name] + b"\0")
+        digests[module] = digest.hexdigest()[:16]
+    return digests
+
+
+@dataclasses.dataclass(frozen=True)
+class _Catalog:
+    """The usable part of the shipped catalogue: entries of modules unchanged since it was made."""
+
+    infos: dict[str, ModelInfo]
+    counts: dict[str, tuple[int, int]]  # name -> (trainable, total)
+    module_of: dict[str, str]
+    stale: tuple[str, ...]  # family modules edited (or added) since: imported for real
+
+
+def info_from_record(name: str, record: dict[str, Any]) -> ModelInfo:
+    """A :class:`ModelInfo` from one catalogue record (the inverse of :func:`catalog_record`)."""
+    fields = {f.name for f in dataclasses.fields(ModelInfo)}
+    kwargs = {
+        k: (tuple(v) if isinstance(v, (list, tuple)) else v)
+        for k, v in record.items()
+        if k in fields and k != "name"
+    }
+    return ModelInfo(name=name, **kwargs)
+
+
+def catalog_record(info: ModelInfo, module: str, trainable: int, total: int) -> dict[str, Any]:
+    """One catalogue record: the :class:`ModelInfo` fields, its module and its parameter counts."""
+    fields = [f.name for f in dataclasses.fields(ModelInfo) if f.name != "name"]
+    record = {field: getattr(info, field) for field in fields}
+    record.update(module=module, trainable_params=int(trainable), total_params=int(total))
+    return record
+
+
+@functools.lru_cache(maxsize=None)
+def _shipped() -> _Catalog:
+    try:
+        shipped = importlib.import_module(f"{__package__}.{_CATALOG_MODULE}")
+        shipped_digests, records = dict(shipped.DIGESTS), dict(shipped.MODELS)
+    except ImportError:  # no catalogue yet (a new checkout before the first --write)
+        shipped_digests, records = {}, {}
+    current = source_digests()
+    fresh = {m for m, d in current.items() if shipped_digests.get(m) == d}
+    infos, counts, module_of = {}, {}, {}
+    for name, record in records.items():
+        if record["module"] in fresh:
+            infos[name] = info_from_record(name, record)
+            counts[name] = (int(record["trainable_params"]), int(record["total_params"]))
+            module_of[name] = record["module"]
+    return _Catalog(infos, counts, module_of, tuple(sorted(set(current) - fresh)))
+
+
+def stale_modules() -> tuple[str, ...]:
+    """Family modules whose catalogue entries are out of date (edited or new since generated)."""
+    return _shipped().stale
+
+
+def import_family(module: str) -> None:
+    """Import one family module, which registers its models (needs Keras)."""
+    importlib.import_module(f"{__package__}.{module}")
+
+
+def import_all_families() -> None:
+    """Import every family module (needs Keras).
+
+    The registry then holds every model's real entry, and Keras knows kerasdl's custom layers,
+    so ``keras.saving.load_model("runs/<run>/model.keras")`` can deserialise any zoo model.
+    """
+    for module in family_modules():
+        import_family(module)
+
+
+def _import_stale() -> None:
+    for module in _shipped().stale:
+        import_family(module)
+
+
+# --------------------------------------------------------------------------- lookups
+
+
 def list_models() -> list[str]:
-    """Every registered model name, sorted."""
-    return sorted(_REGISTRY)
+    """Every registered model name, sorted (no Keras import while the catalogue is current)."""
+    _import_stale()
+    return sorted(set(_shipped().infos) | set(_REGISTRY))
+
+
+def _unknown(name: Any) -> UnknownNameError:
+    return UnknownNameError("model", str(name), list_models())
 
 
 def _entry(name: str) -> _Entry:
+    """The registered entry of ``name``, importing its family module on first use."""
     try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):  # TypeError: an unhashable "name" such as a list
-        raise UnknownNameError("model", str(name), list_models()) from None
+        if name in _REGISTRY:
+            return _REGISTRY[name]
+    except TypeError:  # an unhashable "name" such as a list
+        raise _unknown(name) from None
+    module = _shipped().module_of.get(name)
+    if module is not None:
+        import_family(module)
+    else:
+        _import_stale()
+    if name not in _REGISTRY:
+        raise _unknown(name)
+    return _REGISTRY[name]
 
 
 def model_info(name: str) -> ModelInfo:
-    """The :class:`ModelInfo` of a registered model; unknown name -> ``UnknownNameError``."""
+    """The :class:`ModelInfo` of a registered model; unknown name -> ``UnknownNameError``.
+
+    Reads the shipped catalogue when the model's module is not imported: no Keras import.
+    """
+    try:
+        if name in _REGISTRY:
+            return _REGISTRY[name].info
+        if name in _shipped().infos:
+            return _shipped().infos[name]
+    except TypeError:
+        raise _unknown(name) from None
     return _entry(name).info
+
+
+def param_counts(name: str) -> tuple[int, int] | None:
+    """``(trainable, total)`` parameters of ``name`` at its default input and class count.
+
+    ``total`` is Keras' ``count_params()`` (it includes BatchNorm moving statistics, as
+    keras.applications counts); ``trainable`` is how torchvision and most papers count. Read
+    from the shipped catalogue, never built; None for a model it does not cover (registered at
+    run time, or its module edited since the catalogue was generated). Unknown name ->
+    ``UnknownNameError``.
+    """
+    model_info(name)  # the one-line error for an unknown name
+    return _shipped().counts.get(name)
 
 
 def _check_input_shape(input_shape: Any) -> tuple[int, ...]:
@@ -169,7 +346,13 @@ def _check_num_classes(num_classes: Any) -> int:
 
 
 def build_model(
-    name: str | None = None, /, *, input_shape: Sequence[int], num_classes: int, **overrides: Any
+    name: str | None = None,
+    /,
+    *,
+    input_shape: Sequence[int] | None = None,
+    num_classes: int | None = None,
+    weights: str | None = None,
+    **overrides: Any,
 ):
     """Build the registered model ``name`` as a functional ``keras.Model`` that outputs logits.
 
@@ -179,10 +362,17 @@ def build_model(
 
     Args:
         name: a name from :func:`list_models`.
-        input_shape: one example's shape, without the batch axis, e.g. ``(28, 28, 1)``.
-        num_classes: size of the linear output (logits); ``1`` for regression.
+        input_shape: one example's shape, without the batch axis, e.g. ``(28, 28, 1)``;
+            default: the model's ``model_info(name).default_input_shape``.
+        num_classes: size of the linear output (logits); ``1`` for regression; default: the
+            model's ``model_info(name).default_num_classes``.
         **overrides: keyword arguments of the family builder (``model_info(name).overrides``),
             e.g. ``activation="tanh"``, ``include_top=False, pooling="avg"``, ``name="my_net"``.
+        weights: None (fresh initialisation) or ``"imagenet"``: keras.applications' ImageNet
+            weights, for the models with a keras.applications twin (:mod:`kerasdl.pretrained`;
+            read from Keras's cache, downloaded unless ``KERASDL_OFFLINE=1``). With
+            ``include_top=False`` the ``_notop`` file; with another class count than 1000 the
+            classifier stays freshly initialised.
 
     Raises:
         UnknownNameError: unknown model name (with closest-name suggestions), unknown
@@ -193,8 +383,8 @@ def build_model(
         if "name" not in overrides:
             raise TypeError("build_model() missing the model name, e.g. build_model('mlp', ...)")
         name = overrides.pop("name")
-    entry = _entry(name)
-    valid = entry.info.overrides
+    info = model_info(name)  # unknown names and options fail here, before Keras is imported
+    valid = info.overrides
     for key in overrides:
         if key not in valid:
             raise UnknownNameError(
@@ -203,4 +393,17 @@ def build_model(
                 valid,
                 extra="(valid options: " + ", ".join(valid) + ")",
             )
-    return entry.fn(_check_input_shape(input_shape), _check_num_classes(num_classes), **overrides)
+    if input_shape is None:
+        input_shape = info.default_input_shape
+    if num_classes is None:
+        num_classes = info.default_num_classes
+    input_shape, num_classes = _check_input_shape(input_shape), _check_num_classes(num_classes)
+    if weights is None:
+        return _entry(name).fn(input_shape, num_classes, **overrides)
+    from kerasdl import pretrained  # no Keras import: refusals come before any layer is built
+
+    include_top = overrides.get("include_top", True)
+    pretrained.check_pretrained(name, weights, include_top=include_top)
+    model = _entry(name).fn(input_shape, num_classes, **overrides)
+    pretrained.load_imagenet_weights(model, name, include_top=include_top)
+    return model

@@ -96,3 +96,32 @@ def test_ci_runs_the_suite_in_a_fresh_venv():
     ci = (REPO / ".ci" / "run").read_text()
     assert "-m venv" in ci and "bin/activate" in ci
     assert "--system-site-packages" not in ci
+
+
+def _script_imports(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run the installed console script; return the process and the top-level modules it imported."""
+    scripts = pathlib.Path(sysconfig.get_path("scripts"))
+    exe = next((str(p) for p in (scripts / "kerasdl", scripts / "kerasdl.exe") if p.exists()), None)
+    assert exe, f"the kerasdl console script is not in {scripts}"
+    env = dict(os.environ, PYTHONPROFILEIMPORTTIME="1", KERASDL_OFFLINE="1")
+    proc = subprocess.run([exe, *args], capture_output=True, text=True, cwd="/", env=env, timeout=600)
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines()
+                if line.startswith("import time:") and "|" in line}
+    return proc, imported
+
+
+@pytest.mark.parametrize("args", [("--help",), ("models",), ("models", "--help")])
+def test_listing_commands_start_without_tensorflow(args):
+    """Issue #13: `kerasdl models` built every model (65-77 s); --help must stay under a second."""
+    proc, imported = _script_imports(*args)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "click" in imported  # the import log was captured
+    assert not imported & {"tensorflow", "keras", "scipy"}, sorted(imported & {"tensorflow", "keras", "scipy"})
+
+
+def test_an_unknown_model_is_refused_before_tensorflow_loads(tmp_path):
+    """Issue #13: `kerasdl train --model nope` imported TensorFlow (5.9 s) before checking the name."""
+    proc, imported = _script_imports("train", "--model", "nope", "--output-dir", str(tmp_path))
+    assert proc.returncode == 2 and "unknown model 'nope'" in proc.stderr, proc.stderr[-2000:]
+    assert "tensorflow" not in imported and "keras" not in imported
+    assert not any(tmp_path.iterdir())

@@ -482,7 +482,7 @@ def load_arrays(
 
 def load_dataset(
     name: str,
-    split: str,
+    split: str = "train",
     *,
     batch_size: int = 64,
     data_dir: str | None = None,
@@ -496,7 +496,7 @@ def load_dataset(
     label_column: str | None = None,
     input_norm: str = "auto",
 ) -> tuple[tf.data.Dataset, DatasetInfo]:
-    """A batched, prefetched ``tf.data.Dataset`` of ``(x, y)`` for one split, and its info.
+    """A batched, prefetched ``tf.data.Dataset`` of ``(x, y)`` for one split ("train"), and its info.
 
     ``x`` is float32 and normalised (raw dtype with ``normalize=False``); ``y`` is an int32
     class index, a float32 target of shape ``(batch,)`` for regression, or an int32 mask of
