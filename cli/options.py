@@ -11,6 +11,6 @@ data_dir_option = click.option(
 run_dir_argument = click.argument("run_dir", type=click.Path())
 export_dir_option = click.option(
     "--export-dir", default="saved_models", show_default=True, type=click.Path(file_okay=False),
-    help="Export root; SavedModels go to <export-dir>/<model>/<version>/.",
+    help="Export root; SavedModels go to <export-dir>/<name>/<version>/.",
 )
 

@@ -11,8 +11,8 @@ from kerasdl.tfquiet import import_tensorflow
 
 EPILOG = """\b
 Examples:
-  kerasdl predict runs/lenet5-mnist5k-20261123-101500 digit0.png digit1.png
-  kerasdl predict saved_models/lenet5 batch.npz --output predictions.csv
+  kerasdl predict runs/lenet5-mnist5k-20261123-101500-3fa2c1 digit0.png digit1.png
+  kerasdl predict saved_models/lenet5-mnist5k-20261123-101500-3fa2c1 batch.npz --output predictions.csv
   kerasdl predict runs/iris-run flowers.csv --top 2
   kerasdl predict runs/mlp-run batch.npz --mc-samples 30      # + std, entropy, mutual information
   kerasdl predict runs/mlp-run batch.npz --sets lac           # + conformal prediction set
@@ -37,12 +37,16 @@ def predict_command(source, inputs, output, top, calibrated, mc_samples, sets, s
     """Predict classes (with probabilities) or values for image files, .npz or .csv inputs.
 
     SOURCE is a run directory, a SavedModel version folder, or a model folder of versions (the
-    latest is used). A calibrated run's probabilities are the calibrated ones.
+    latest is used). A calibrated run's probabilities are the calibrated ones. Inputs far outside
+    the training data (e.g. scaled to [0, 1], inverted polarity) are answered with one warning
+    line each on stderr saying what the model expects.
     """
     import_tensorflow()  # quietly, before anything else loads it
     from kerasdl.predict import predict
 
     result = predict(source, list(inputs), calibrated=calibrated, mc_samples=mc_samples, sets=sets, seed=seed)
+    for problem in result.warnings:  # inputs far outside the training data: answered, but flagged
+        click.echo(f"Warning: {problem}", err=True)
     if result.task == "segmentation":
         _segmentation_output(result, output)
         return
@@ -61,13 +65,14 @@ def predict_command(source, inputs, output, top, calibrated, mc_samples, sets, s
         click.echo(f"wrote {len(result.names)} predictions to {output}", err=True)
         return
     out = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n")
-    for n, p in zip(result.names, result.outputs):
+    extras = _extra_columns(result)
+    for row, (n, p) in enumerate(zip(result.names, result.outputs)):
         if result.task == "regression":
             out.writerow([n, f"{float(p):.6g}"])
             continue
         best = p.argsort()[::-1][:top]
         out.writerow([n, *(f"{result.class_names[i]} {p[i]:.4f}" for i in best),
-                      *(f"{name}={f(k)}" for name, f in _extra_columns(result).items())])
+                      *(f"{name}={f(row)}" for name, f in extras.items())])
 
 
 def _extra_columns(result) -> dict:

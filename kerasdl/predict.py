@@ -2,12 +2,19 @@
 
 Both paths compute the same thing -- normalise the raw input, run the network in inference mode,
 softmax -- so a run and its export agree to float32 rounding.
+
+Inputs are compared with the training data's statistics (:func:`input_stats`, stored in the run's
+dataset.json and the export's kerasdl.json): inputs scaled to [0, 1] where raw 0..255 values were
+trained on, or images of inverted polarity (white background), give confident but meaningless
+answers, so each such problem yields one warning line (:attr:`Predictions.warnings`) that says
+what the model expects.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -26,10 +33,116 @@ class Predictions:
     # "mutual_information"; conformal "prediction_set" (bool (N, K)).
     extra: dict = field(default_factory=dict)
     calibrated: bool = False  # the probabilities went through the run's calibration map
+    # One line per problem found with the inputs (far outside the training data); the CLI prints them.
+    warnings: list = field(default_factory=list)
 
     @property
     def classes(self) -> np.ndarray:
         return np.argmax(self.outputs, axis=-1)
+
+
+STATS_KEY = "input_stats"  # in dataset.json and the export's kerasdl.json
+STATS_EXAMPLES = 10_000  # the training examples the statistics are computed on (the first ones)
+
+
+def input_stats(x: np.ndarray) -> dict[str, Any]:
+    """Summary of raw inputs (N, ...): value range, mean and std over every value, and the central
+    99% (0.5th to 99.5th percentile) of the per-example mean value."""
+    x = np.asarray(x, dtype=np.float64)
+    per_example = x.reshape(len(x), -1).mean(axis=1)
+    low, high = np.percentile(per_example, [0.5, 99.5])
+    return {"examples": int(len(x)), "min": float(x.min()), "max": float(x.max()), "mean": float(x.mean()),
+            "std": float(x.std()), "example_mean": [float(low), float(high)]}
+
+
+def training_input_stats(config) -> dict[str, Any] | None:
+    """:func:`input_stats` of (up to :data:`STATS_EXAMPLES` of) the run's raw train split, read
+    offline; None when the data cannot be read (the checks are advisory)."""
+    from kerasdl.data import load_dataset
+
+    kw = {"label_column": getattr(config, "label_column", None)} if getattr(config, "label_column", None) else {}
+    try:
+        ds, _ = load_dataset(config.dataset, "train", batch_size=1000, data_dir=config.data_dir, shuffle=False,
+                             download=False, normalize=False, cache=False,
+                             image_size=tuple(config.image_size) if config.image_size else None, **kw)
+        xs = [np.asarray(x) for x, _ in ds.take(-(-STATS_EXAMPLES // 1000))]
+    except Exception:  # noqa: BLE001 -- moved or missing data: no statistics, no warnings
+        return None
+    return input_stats(np.concatenate(xs)) if xs and len(xs[0]) else None
+
+
+def store_input_stats(run_dir: str, config) -> None:
+    """Add the train split's :func:`input_stats` to the run's dataset.json (once)."""
+    path = runs.path(run_dir, runs.DATASET)
+    data = runs.read_json(path, {}) or {}
+    if data and STATS_KEY not in data:
+        stats = training_input_stats(config)
+        if stats:
+            runs.write_json(path, {**data, STATS_KEY: stats})
+
+
+def run_input_stats(run_dir: str, config) -> dict[str, Any] | None:
+    """The statistics stored with a run, or (older runs) computed now from its dataset."""
+    stored = (runs.read_json(runs.path(run_dir, runs.DATASET), {}) or {}).get(STATS_KEY)
+    return stored or training_input_stats(config)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4g}"
+
+
+def expected_inputs(info, stats: dict | None) -> str:
+    """What the model takes, in words: dtype, shape and the training data's value range."""
+    shape = ", ".join(map(str, ("N", *info.input_shape)))
+    text = f"the model expects {info.raw_dtype} inputs of shape ({shape})"
+    if stats:
+        text += f" with values {_fmt(stats['min'])}..{_fmt(stats['max'])} (training mean {_fmt(stats['mean'])})"
+    return text + ", as the dataset stores them"
+
+
+def input_warnings(x: np.ndarray, names: list[str], info, stats: dict | None) -> list[str]:
+    """One line per way the raw inputs ``x`` sit far outside the training data described by
+    ``stats`` (:func:`input_stats`); [] when they look like it or there are no statistics.
+
+    * **scale**: inputs that span less than a tenth of the training range from its minimum (e.g.
+      images scaled to [0, 1] where uint8 0..255 was trained on);
+    * **range**: inputs with values beyond the training range by more than half its width;
+    * **mean**: inputs whose mean value lies outside the training examples' central 99%, widened
+      by half its width on each side (e.g. inverted polarity: dark digits on white).
+    Each input is counted under the first problem it has (a scale problem explains the others).
+    """
+    if not stats or not len(x):
+        return []
+    low, high = stats["min"], stats["max"]
+    span = high - low
+    if span <= 0:
+        return []
+    expects = expected_inputs(info, stats)
+    flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    scaled = flat.max(axis=1) < low + 0.1 * span
+    outside = ((flat < low - 0.5 * span) | (flat > high + 0.5 * span)).any(axis=1) & ~scaled
+    lo, hi = stats["example_mean"]
+    margin = 0.5 * max(hi - lo, 1e-3 * span)
+    means = flat.mean(axis=1)
+    far = ((means < lo - margin) | (means > hi + margin)) & ~scaled & ~outside
+
+    def which(mask) -> str:
+        picked = np.flatnonzero(mask)
+        shown = ", ".join(names[i] for i in picked[:3]) + (", ..." if len(picked) > 3 else "")
+        return f"{len(picked)} of {len(x)} inputs ({shown})"
+
+    out = []
+    if scaled.any():
+        out.append(f"{which(scaled)} span only {_fmt(flat[scaled].min())}..{_fmt(flat[scaled].max())} (were "
+                   f"they scaled to [0, 1]?); {expects}")
+    if outside.any():
+        out.append(f"{which(outside)} have values far outside the training range (seen {_fmt(flat[outside].min())}"
+                   f"..{_fmt(flat[outside].max())}); {expects}")
+    if far.any():
+        hint = " (inverted polarity, a light background?)" if info.is_image and means[far].mean() > hi else ""
+        out.append(f"{which(far)} have a mean value of {_fmt(float(means[far].mean()))} where 99% of training "
+                   f"examples have {_fmt(lo)}..{_fmt(hi)}{hint}; {expects}")
+    return out
 
 
 def resolve_source(source: str) -> tuple[str, str]:
@@ -84,6 +197,7 @@ def predict(source: str, paths: list[str], *, batch_size: int = 256, calibrated:
 
         run = runs.load_run(where)
         info, model = run.info, run.model
+        stats = run_input_stats(where, run.config)
         if (mc_samples or sets) and not posthoc.calibratable(info):
             raise KerasdlUsageError(f"MC dropout and conformal sets are for classifiers; {where} is a {info.task} run")
         fitted = posthoc.load(where) if posthoc.calibratable(info) else None
@@ -106,6 +220,7 @@ def predict(source: str, paths: list[str], *, batch_size: int = 256, calibrated:
         if not meta:
             raise KerasdlUsageError(f"{where} has no kerasdl.json metadata; was it exported by kerasdl?")
         info = DatasetInfo.from_dict(meta["dataset_info"])
+        stats = meta.get(STATS_KEY)
         serving = tf.saved_model.load(where).signatures["serving_default"]
         key = "predictions" if info.task == "regression" else "probabilities"
 
@@ -121,19 +236,21 @@ def predict(source: str, paths: list[str], *, batch_size: int = 256, calibrated:
         raise KerasdlUsageError("no inputs given to predict")
     x = np.concatenate(arrays)
     names, extra = _expand_names(paths, counts), {}
+    problems = input_warnings(x, names, info, stats)
     if mc_samples:
         from kerasdl import uncertainty
 
         inputs = np.concatenate([np.asarray(normalize(tf.constant(x[i:i + batch_size]), info))
                                  for i in range(0, len(x), batch_size)])
-        stats = uncertainty.predictive_stats(
+        mc = uncertainty.predictive_stats(
             uncertainty.mc_dropout_predict(model, inputs, samples=mc_samples, batch_size=batch_size, seed=seed))
-        probabilities = stats["mean"]
-        extra = {k: stats[k] for k in ("std", "predictive_entropy", "mutual_information")}
+        probabilities = mc["mean"]
+        extra = {k: mc[k] for k in ("std", "predictive_entropy", "mutual_information")}
     else:
         outputs = [np.asarray(forward(tf.constant(x[i:i + batch_size]))) for i in range(0, len(x), batch_size)]
         probabilities = np.concatenate(outputs)
     if conformal is not None:
         extra["prediction_set"] = conformal.predict_sets(probabilities)
     was_calibrated = calibrator is not None and not mc_samples if kind == "run" else "calibration" in meta
-    return Predictions(names, probabilities, info.task, list(info.class_names), extra, calibrated=was_calibrated)
+    return Predictions(names, probabilities, info.task, list(info.class_names), extra, calibrated=was_calibrated,
+                       warnings=problems)
