@@ -17,8 +17,17 @@ SHOWN = {
 }
 
 
+def print_title(title: str) -> None:
+    """One heading line that rich never folds: a run path in it stays whole on a narrow terminal
+    (the terminal may wrap it visually, but it is copied as one line)."""
+    console.print(title, style="italic", soft_wrap=True, highlight=False, markup=False)
+
+
 def print_metrics(report: Mapping, title: str = "metrics", class_names=None) -> None:
-    table = Table(title=title, show_header=True, header_style="bold")
+    """The headline figures of ``report`` under ``title`` (which may hold a run path), then the
+    per-class accuracy when ``class_names`` are given."""
+    print_title(title)
+    table = Table(show_header=True, header_style="bold")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, fmt in SHOWN.items():

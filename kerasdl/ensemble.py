@@ -7,6 +7,7 @@ directory, with seeds ``seed, seed + 1, ..., seed + M - 1``::
 
     runs/<name>/
       config.yaml, dataset.json, metrics.json, calibration.json, plots/   the ensemble as one model
+      plots/member_learning_curves.png                                    the members' curves side by side
       members/member1/ ... members/memberM/                               complete runs, one per seed
 
 Everything that reads a run (evaluate, calibrate, predict, export) loads an ensemble run as one
@@ -73,8 +74,25 @@ def load_ensemble(run_dir: str, size: int, input_shape) -> Ensemble:
 
 
 def member_configs(config) -> list:
-    """The config of each member: the ensemble's, with its own seed and folder, and no export."""
+    """The config of each member: the ensemble's, with its own seed and folder, and no export or
+    conformal sets. A classifier's members are calibrated like a normal run (calibration.json,
+    reliability diagram); the ensemble reads their raw weights, so this changes none of its figures."""
     out_dir = os.path.join(config.run_dir, MEMBERS)
     return [config.replace(ensemble=1, seed=config.seed + k, name=f"member{k + 1}", output_dir=out_dir,
-                           export=False, calibrate=False, conformal_alpha=None)
+                           export=False, conformal_alpha=None)
             for k in range(config.ensemble)]
+
+
+MEMBER_CURVES = "member_learning_curves.png"
+
+
+def plot_member_curves(run_dir: str, members: list, title: str = "") -> str:
+    """``plots/member_learning_curves.png`` of the ensemble: every member's learning curves side
+    by side (each member's own folder also has its ``plots/learning_curves.png``)."""
+    from kerasdl import plots
+    from kerasdl.callbacks import read_history
+
+    histories = [read_history(runs.path(m.run_dir, runs.HISTORY)) for m in members]
+    labels = [f"member {k} (seed {m.seed})" for k, m in enumerate(members, start=1)]
+    return plots.member_learning_curves(histories, runs.path(run_dir, os.path.join(runs.PLOTS, MEMBER_CURVES)),
+                                        title=title, labels=labels)

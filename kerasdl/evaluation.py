@@ -60,7 +60,17 @@ def evaluate_model(model, dataset, info, *, n_bins: int = 15, calibrator=None, c
     return report
 
 
-def write_plots(report: dict, info, run_dir: str, split: str) -> list[str]:
+SEGMENTATION_EXAMPLES = 4  # predicted-mask examples per figure
+
+
+def write_plots(report: dict, info, run_dir: str, split: str, *, model=None, dataset=None) -> list[str]:
+    """The run's figures for ``split`` under ``run_dir``/plots; returns their paths.
+
+    From ``report``: the confusion matrix (classifiers, and segmenters per pixel). With the
+    ``model`` and the batched ``dataset`` it was evaluated on: a regressor's predicted-vs-true
+    scatter (``regression_scatter_<split>.png``, every example) and a segmenter's predicted masks
+    (``segmentation_examples_<split>.png``: input, true and predicted mask of the first examples).
+    """
     out = []
     if "confusion_matrix" in report:
         file = os.path.join(run_dir, runs.PLOTS, f"confusion_matrix_{split}.png")
@@ -69,7 +79,34 @@ def write_plots(report: dict, info, run_dir: str, split: str) -> list[str]:
             np.array(report["confusion_matrix"]), info.class_names, file,
             title=f"confusion matrix ({split}, {what} {report['accuracy']:.2%})",
         ))
+    if model is None or dataset is None:
+        return out
+    if info.task == "regression":
+        predictions, labels = predict_logits(model, dataset)
+        out.append(plots.regression_scatter(
+            labels, predictions[:, 0], os.path.join(run_dir, runs.PLOTS, f"regression_scatter_{split}.png"),
+            title=f"predicted vs true ({split})",
+        ))
+    elif info.task == "segmentation":
+        images, masks = _first_examples(dataset, SEGMENTATION_EXAMPLES)
+        predicted = np.argmax(np.asarray(model.predict_on_batch(images)), axis=-1)
+        out.append(plots.segmentation_examples(
+            images, masks, predicted, os.path.join(run_dir, runs.PLOTS, f"segmentation_examples_{split}.png"),
+            class_names=info.class_names, title=f"predicted masks ({split}, first {len(images)} examples)",
+        ))
     return out
+
+
+def _first_examples(dataset, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` examples of a batched ``(x, y)`` dataset, as NumPy arrays."""
+    xs, ys, have = [], [], 0
+    for x, y in dataset:
+        xs.append(np.asarray(x))
+        ys.append(np.asarray(y))
+        have += len(xs[-1])
+        if have >= n:
+            break
+    return np.concatenate(xs)[:n], np.concatenate(ys)[:n]
 
 
 def evaluate_run(run_dir: str, split: str = "test", *, batch_size: int | None = None,
@@ -96,7 +133,7 @@ def evaluate_run(run_dir: str, split: str = "test", *, batch_size: int | None = 
             raise KerasdlUsageError(f"MC dropout figures are for classifiers; {run_dir} is a {run.info.task} run")
         report["mc_dropout"] = posthoc.mc_dropout_report(run.model, dataset, samples=mc_samples, seed=config.seed,
                                                          n_bins=n_bins)
-    report["plots"] = write_plots(report, run.info, run_dir, split)
+    report["plots"] = write_plots(report, run.info, run_dir, split, model=run.model, dataset=dataset)
     file = runs.path(run_dir, runs.METRICS)
     record = runs.read_json(file, default={})
     record.setdefault("evaluation", {})[split] = report
