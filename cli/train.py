@@ -9,7 +9,8 @@ from click.core import ParameterSource
 
 from kerasdl.augment import HELP as AUGMENT_HELP
 from kerasdl.distribute import LR_SCALINGS, PRECISIONS, STRATEGIES
-from kerasdl.config import CALIBRATIONS, DROPOUT_SCHEDULES, INITIALIZERS, INPUT_NORMS, LOSSES, OPTIMIZERS, SCHEDULES, RunConfig
+from kerasdl.config import (CALIBRATIONS, DROPOUT_SCHEDULES, INITIALIZERS, INPUT_NORMS, KEY_ALIASES, LOSSES, OPTIMIZERS,
+                            SCHEDULES, RunConfig, replay_name)
 
 from .options import data_dir_option, export_dir_option
 from .render import print_calibration, print_metrics
@@ -24,7 +25,7 @@ Examples:
   kerasdl train --model resnet20 --image-size 32,32 --agc 0.01 --ema 0.999 --stochastic-depth 0.1
   kerasdl train --model mlp --model-opt depth=20 --model-opt activation=sigmoid --diagnostics
   kerasdl train --config run.yaml --epochs 5         # YAML values, command line wins
-  kerasdl train --resume runs/lenet5-mnist5k-20261123-101500   # continue after a crash or Ctrl-C
+  kerasdl train --resume runs/lenet5-mnist5k-20261123-101500-3fa2c1   # continue after a crash or Ctrl-C
   kerasdl train --model lenet5 --dataset cifar10 --export      # any tfds catalog name (downloads)
   kerasdl train --model mlp --model-opt dropout=0.3 --ensemble 5 --conformal-alpha 0.1   # uncertainty
   kerasdl train --model resnet20 --image-size 32,32 --strategy mirrored --batch-size 256 \\
@@ -35,9 +36,59 @@ Examples:
                 --init-from runs/digits04 --freeze backbone            # transfer learning
 """
 
-# CLI option name -> RunConfig field, where they differ.
-FIELD = {"lr": "learning_rate", "min_lr": "min_learning_rate", "model_opt": "model_options",
-         "name": "name", "output_dir": "output_dir"}
+# CLI option name -> RunConfig field, where they differ (config files take either spelling).
+FIELD = KEY_ALIASES
+
+
+def _config_keys_epilog() -> str:
+    """The help's list of config-file keys, made from RunConfig's fields (so it cannot drift)."""
+    import dataclasses
+    import textwrap
+
+    flag_of = {field: flag for flag, field in KEY_ALIASES.items()}
+    keys = [f"{flag_of[f.name]} ({f.name})" if f.name in flag_of else f.name
+            for f in dataclasses.fields(RunConfig)]
+    lines = textwrap.wrap(", ".join(keys), width=100, initial_indent="  ", subsequent_indent="  ",
+                          break_on_hyphens=False)
+    return ("\n\b\nConfig-file keys (YAML; the flag names work too, with - or _; the command line wins):\n"
+            + "\n".join(lines) + "\n")
+
+
+EPILOG += _config_keys_epilog()
+
+
+def _check_model_name(name: str) -> None:
+    """Refuse an unknown model name with the closest names. The registry answers from its shipped
+    catalogue without TensorFlow; where it must import the family modules after all (a catalogue
+    older than the code), TensorFlow's native start-up lines are kept off the terminal, as
+    ``import_tensorflow`` does."""
+    import os
+    import sys
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                from kerasdl.models import model_info
+
+                model_info(name)
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
+def _is_stored_run_config(path: str) -> bool:
+    """True for a run directory's own config.yaml (a replay), not for a config file a user wrote."""
+    import os
+
+    from kerasdl.runs import CONFIG, METRICS
+
+    folder = os.path.dirname(os.path.abspath(path))
+    return os.path.basename(path) == CONFIG and os.path.exists(os.path.join(folder, METRICS))
 
 
 def _parse_model_opts(values: tuple[str, ...]) -> dict:
@@ -59,6 +110,8 @@ def _parse_model_opts(values: tuple[str, ...]) -> dict:
 @click.option("--model", "-m", help="Registry name (see 'kerasdl models').  [default: lenet5]")
 @click.option("--dataset", "-d", help="Offline name (see 'kerasdl datasets'), tfds catalog name, image "
               "folder, .npz or .csv.  [default: mnist5k]")
+@click.option("--label-column", metavar="NAME", help="A .csv dataset's label column.  [default: the first of "
+              "label, target, y, class]")
 @click.option("--epochs", "-e", type=click.IntRange(min=1), help="Maximum epochs.  [default: 20]")
 @click.option("--batch-size", "-b", type=click.IntRange(min=1), help="Batch size.  [default: 64]")
 @click.option("--optimizer", help=f"One of {', '.join(OPTIMIZERS)}.  [default: adam]")
@@ -116,7 +169,10 @@ def _parse_model_opts(values: tuple[str, ...]) -> dict:
 @click.option("--train-per-class", type=click.IntRange(min=1), help="Label budget: at most N training examples per class.")
 @click.option("--init-from", type=click.Path(), help="Transfer learning: start from this run's best weights "
               "(layers matched by name and shape; a head of another size is re-initialised).")
-@click.option("--freeze", help="With --init-from: 'backbone' trains only the head, 'none' fine-tunes all.  [default: none]")
+@click.option("--pretrained", type=click.Choice(["imagenet"]), help="Start from keras.applications' ImageNet "
+              "weights (models with a keras.applications twin; read from ~/.keras/models, downloaded unless "
+              "offline; a head of another size is new).")
+@click.option("--freeze", help="With --init-from or --pretrained: 'backbone' trains only the head, 'none' fine-tunes all.  [default: none]")
 @click.option("--unfreeze-last", type=click.IntRange(min=0), help="With --freeze backbone: also train the last N weighted layers.")
 @click.option("--calibrate/--no-calibrate", default=None, help="Classifiers: fit a calibration map on the "
               "validation split when training ends (calibration.json, reliability diagram); evaluate, predict "
@@ -159,9 +215,6 @@ def train_command(ctx, config_file, resume_dir, overwrite, **options):
     The run directory holds config.yaml (the resolved config), history.csv, metrics.json,
     checkpoints, TensorBoard logs and PNG plots.
     """
-    import_tensorflow()  # quietly, before anything else loads it
-    from kerasdl.training import resume_config, train
-
     given = {}
     for key, value in options.items():
         if ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE:
@@ -178,6 +231,8 @@ def train_command(ctx, config_file, resume_dir, overwrite, **options):
         given["classes"] = [int(c) if c.strip().lstrip("-").isdigit() else c.strip()
                             for c in given["classes"].split(",") if c.strip()]
 
+    # Values and names that need no TensorFlow are checked first: a typo costs no TF import.
+    replay = False
     if resume_dir:
         if config_file or overwrite:
             raise click.UsageError("--resume takes the run's own config; drop --config/--overwrite")
@@ -185,24 +240,33 @@ def train_command(ctx, config_file, resume_dir, overwrite, **options):
         ignored = sorted(set(given) - set(extra))
         if ignored:
             raise click.UsageError(f"--resume keeps the run's settings; cannot change {', '.join(ignored)}")
-        config = resume_config(resume_dir, **extra)
     elif config_file:
         config = RunConfig.from_yaml(config_file, given)
+        replay = "name" not in given and bool(config.name) and _is_stored_run_config(config_file)
+        if replay:  # a run's own config.yaml: the stored name is taken, so the replay gets a new one
+            new_name = replay_name(config.output_dir, config.name)
+            click.echo(f"replaying run {config.name} as run {new_name}")
+            config = config.replace(name=new_name)
     else:
         config = RunConfig.from_mapping(given, source="command line")
+    if not resume_dir:
+        _check_model_name(config.model)
 
-    if "name" not in given and not resume_dir and not (config_file and config.name):
+    import_tensorflow()  # quietly, before anything else loads it
+    from kerasdl.training import resume_config, train
+
+    if resume_dir:
+        config = resume_config(resume_dir, **extra)
+    if "name" not in given and not resume_dir and not (config_file and config.name and not replay):
         from kerasdl.distribute import cluster_role
 
         if cluster_role().num_workers > 1:
             raise click.UsageError("a multi-worker run (TF_CONFIG) needs --name, so that every worker "
                                    "agrees on the run directory")
-    config = config.resolved()  # fixes the run name now, so an interrupt can name the run
-    try:
-        result = train(config, resume=bool(resume_dir), overwrite=overwrite, echo=click.echo)
-    except KeyboardInterrupt:
-        click.echo(f"\ninterrupted; continue with: kerasdl train --resume {config.run_dir}", err=True)
-        raise
+    config = config.resolved()  # fixes the run name now
+    # Ctrl-C: train() marks the run interrupted and raises RunInterrupted, whose one line (how to
+    # resume) the root group prints with exit code 130.
+    result = train(config, resume=bool(resume_dir), overwrite=overwrite, echo=click.echo)
     if "role" in result.metrics:  # a non-chief worker: the chief reports the run
         click.echo(f"{result.metrics['role']}: done; the chief writes {result.run_dir}")
         return

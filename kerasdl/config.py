@@ -28,6 +28,9 @@ DROPOUT_SCHEDULES = ("constant", "early", "late")
 INPUT_NORMS = ("auto", "scale", "standardize", "channel_mean", "none")
 CALIBRATIONS = ("temperature", "vector", "matrix")  # see kerasdl/calibration.py
 LOSSES = tuple(LOSS_REGISTRY)  # see kerasdl/losses.py; binary_crossentropy: one sigmoid logit
+# Config-file keys may also be spelt as the `kerasdl train` flags: --lr -> lr, --batch-size -> batch-size.
+# Flag names that differ from the field name (beyond '-' for '_'):
+KEY_ALIASES = {"lr": "learning_rate", "min_lr": "min_learning_rate", "model_opt": "model_options"}
 
 
 @dataclass
@@ -75,11 +78,13 @@ class RunConfig:
     output_dir: str = "runs"
     data_dir: str | None = None  # tfds data dir; default $KERASDL_DATA_DIR or ~/tensorflow_datasets
     download: bool | None = None  # None: download tfds catalog sets unless KERASDL_OFFLINE=1
+    label_column: str | None = None  # .csv datasets: the label column (default: label, target, y or class)
     model_options: dict = field(default_factory=dict)  # extra build_model(**overrides)
     image_size: list | None = None  # resize image inputs to [height, width] (families needing >= 32 px)
     classes: list | None = None  # train on these classes only (indices or names), relabelled 0..k-1
     train_per_class: int | None = None  # label budget: at most this many training examples per class
     init_from: str | None = None  # transfer learning: start from this run's best weights
+    pretrained: str | None = None  # "imagenet": keras.applications' ImageNet weights (kerasdl.pretrained)
     freeze: str = "none"  # "backbone": train only the head (+ the last `unfreeze_last` weighted layers)
     unfreeze_last: int = 0
     # ---- calibration and uncertainty (classifiers) ----
@@ -102,19 +107,18 @@ class RunConfig:
     # ---- construction -------------------------------------------------------------------
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], *, source: str = "config") -> "RunConfig":
-        """Build a config from a mapping, rejecting unknown keys with a suggestion."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        for key in values:
-            if key not in known:
-                raise UnknownNameError(f"key in {source}", str(key), known)
-        config = cls(**{k: v for k, v in values.items()})
+        """Build a config from a mapping, rejecting unknown keys with a suggestion.
+
+        Keys are field names or the ``kerasdl train`` flag names (:func:`field_names`).
+        """
+        config = cls(**field_names(values, source=source))
         config.validate()
         return config
 
     @classmethod
     def from_yaml(cls, path: str, overrides: Mapping[str, Any] | None = None) -> "RunConfig":
         """Read a YAML file and apply ``overrides`` (explicit CLI options) on top."""
-        values = read_yaml(path)
+        values = field_names(read_yaml(path), source=os.path.basename(path))
         values.update(overrides or {})
         return cls.from_mapping(values, source=os.path.basename(path))
 
@@ -166,6 +170,13 @@ class RunConfig:
             value = getattr(self, key)
             if value is not None and not (isinstance(value, (int, float)) and value > 0):
                 raise KerasdlUsageError(f"{key} must be > 0. Received: {key}={value!r}")
+        if self.clip_value is not None and self.clip_norm is not None:  # keras optimizers take one
+            raise KerasdlUsageError(
+                "give one of clip_value (per element) and clip_norm (global norm), not both. "
+                f"Received: clip_value={self.clip_value!r}, clip_norm={self.clip_norm!r}"
+            )
+        if self.label_column is not None and not (isinstance(self.label_column, str) and self.label_column):
+            raise KerasdlUsageError(f"label_column must be a column name. Received: label_column={self.label_column!r}")
         if not (0.0 <= self.label_smoothing < 1.0):
             raise KerasdlUsageError(
                 f"label_smoothing must be in [0, 1). Received: label_smoothing={self.label_smoothing!r}"
@@ -224,8 +235,20 @@ class RunConfig:
                 "unfreeze_last needs freeze='backbone' and must be >= 0. "
                 f"Received: unfreeze_last={self.unfreeze_last!r}, freeze={self.freeze!r}"
             )
-        if self.freeze == "backbone" and not self.init_from:
-            raise KerasdlUsageError("freeze='backbone' needs init_from (a run to take the backbone from)")
+        if self.pretrained is not None:
+            from kerasdl.pretrained import check_pretrained
+
+            if self.init_from:
+                raise KerasdlUsageError(
+                    "give one of init_from (a run's weights) and pretrained (ImageNet weights), not both. "
+                    f"Received: init_from={self.init_from!r}, pretrained={self.pretrained!r}"
+                )
+            check_pretrained(self.model, self.pretrained, include_top=self.model_options.get("include_top", True),
+                             download=self.download)
+        if self.freeze == "backbone" and not (self.init_from or self.pretrained):
+            raise KerasdlUsageError(
+                "freeze='backbone' needs init_from (a run to take the backbone from) or pretrained='imagenet'"
+            )
         if self.train_per_class is not None and (not isinstance(self.train_per_class, int) or self.train_per_class < 1):
             raise KerasdlUsageError(
                 f"train_per_class must be a positive integer. Received: train_per_class={self.train_per_class!r}"
@@ -238,7 +261,10 @@ class RunConfig:
         """A copy with every default filled in (the run name, in particular)."""
         if self.name:
             return self
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        import secrets
+
+        # The second alone collides in parallel sweeps; a random suffix (not the seeded RNG) does not.
+        stamp = f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
         return self.replace(name=f"{self.model}-{self.dataset.replace('/', '_')}-{stamp}")
 
     @property
@@ -252,6 +278,35 @@ class RunConfig:
 
     def save(self, path: str) -> None:
         write_yaml(path, self.to_dict())
+
+
+def replay_name(output_dir: str, name: str) -> str:
+    """A free run name for replaying run ``name`` from its stored config: ``<name>-replay``, then
+    ``<name>-replay2``, ... (a replay of a replay counts on from the original's name)."""
+    import re
+
+    base = re.sub(r"-replay\d*$", "", name) + "-replay"
+    n = 1
+    while os.path.exists(os.path.join(output_dir, base if n == 1 else f"{base}{n}")):
+        n += 1
+    return base if n == 1 else f"{base}{n}"
+
+
+def field_names(values: Mapping[str, Any], *, source: str = "config") -> dict:
+    """``values`` keyed by RunConfig field names: flag spellings (``lr``, ``batch-size``, ``min_lr``)
+    become field names; an unknown key is refused with the closest names, a key given twice
+    (``lr`` and ``learning_rate``) too."""
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    out, spelt = {}, {}
+    for key, value in values.items():
+        name = str(key).replace("-", "_")
+        name = KEY_ALIASES.get(name, name)
+        if name not in known:
+            raise UnknownNameError(f"key in {source}", str(key), known | set(KEY_ALIASES))
+        if name in out:
+            raise KerasdlUsageError(f"{source} sets {name} twice: as {spelt[name]!r} and as {key!r}; keep one")
+        out[name], spelt[name] = value, key
+    return out
 
 
 def read_yaml(path: str) -> dict:

@@ -88,10 +88,10 @@ def test_export_reloads_in_fresh_tf_process_and_matches_predict(trained_run, run
     root = tmp_path / "exports"
     for expected in ("1", "2"):  # versions count up
         proc = run_cli("export", run, "--export-dir", root, cwd=workdir, check=0)
-        assert proc.stdout.strip().endswith(os.path.join(str(root), "lenet5", expected))
-    assert sorted(os.listdir(root / "lenet5")) == ["1", "2"]  # no temporaries left behind
+        assert proc.stdout.strip().endswith(os.path.join(str(root), "lenet", expected))  # the run's name
+    assert sorted(os.listdir(root / "lenet")) == ["1", "2"]  # no temporaries left behind
     cal = json.loads((run / "calibration.json").read_text())
-    meta = json.loads((root / "lenet5" / "2" / "kerasdl.json").read_text())
+    meta = json.loads((root / "lenet" / "2" / "kerasdl.json").read_text())
     assert meta["calibration"]["temperature"] == pytest.approx(cal["temperature"])
     assert meta["calibration"]["test_ece_after"] == pytest.approx(cal["test_after"]["ece"])
 
@@ -116,7 +116,7 @@ def test_export_reloads_in_fresh_tf_process_and_matches_predict(trained_run, run
     # A fresh interpreter that never imports kerasdl: plain TensorFlow only.
     script = textwrap.dedent(f"""
         import sys, numpy as np, tensorflow as tf
-        m = tf.saved_model.load({str(root / "lenet5" / "2")!r})
+        m = tf.saved_model.load({str(root / "lenet" / "2")!r})
         x = np.load({str(tmp_path / "batch.npz")!r})["x"]
         out = m.signatures["serving_default"](inputs=tf.constant(x))
         np.savez({str(tmp_path / "sm.npz")!r}, **{{k: v.numpy() for k, v in out.items()}})
@@ -136,7 +136,7 @@ def test_export_reloads_in_fresh_tf_process_and_matches_predict(trained_run, run
     from PIL import Image
 
     Image.fromarray(x[0, :, :, 0]).save(tmp_path / "digit.png")
-    proc = run_cli("predict", root / "lenet5", tmp_path / "digit.png", "--top", "2", cwd=workdir, check=0)
+    proc = run_cli("predict", root / "lenet", tmp_path / "digit.png", "--top", "2", cwd=workdir, check=0)
     assert proc.stdout.split("\t")[0].endswith("digit.png") and proc.stdout.count(" 0.") + proc.stdout.count(" 1.") == 2
 
 
@@ -298,8 +298,8 @@ def test_models_and_datasets_listings(run_cli, tmp_path):
     proc = run_cli("models", "--family", "lenet", cwd=tmp_path, check=0)
     # Not a terminal: tab-separated lines, header first, one line per model.
     lines = proc.stdout.strip().splitlines()
-    assert lines[0].split("\t")[:6] == ["name", "family", "task", "default input", "classes", "parameters"]
-    assert ["lenet5", "lenet", "classification", "28x28x1", "10", "61,706"] in [l.split("\t")[:6] for l in lines]
+    assert lines[0].split("\t")[:7] == ["name", "family", "task", "default input", "classes", "trainable", "total"]
+    assert ["lenet5", "lenet", "classification", "28x28x1", "10", "61,706", "61,706"] in [l.split("\t")[:7] for l in lines]
     assert "resnet20" in run_cli("models", "--no-params", cwd=tmp_path, check=0).stdout
     proc = run_cli("datasets", cwd=tmp_path, check=0)
     for name in ("mnist5k", "digits", "iris", "diabetes", "spirals", "shapes"):

@@ -21,7 +21,7 @@ from PIL import Image, UnidentifiedImageError
 
 from kerasdl.data.info import CLASS_TASKS, SPLITS, DatasetInfo, feature_stats
 from kerasdl.data.splits import DEFAULT_FRACTIONS, FILE_SPLIT_SEED, split_indices
-from kerasdl.errors import KerasdlUsageError
+from kerasdl.errors import KerasdlUsageError, closest
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 LABEL_COLUMNS = ("label", "target", "y", "class")  # tried in order, case-insensitively
@@ -343,8 +343,10 @@ def find_label_column(header: list[str], wanted: str | None, path: str) -> str |
     """``wanted`` if given (must exist), else the first of LABEL_COLUMNS present, else None."""
     if wanted is not None:
         if wanted not in header:
+            near = closest(wanted, header)
+            hint = f" (did you mean {', '.join(map(repr, near))}?)" if near else ""
             raise KerasdlUsageError(
-                f"{path}: no column {wanted!r}; columns are: {', '.join(header)}"
+                f"{path}: no column {wanted!r}{hint}; columns are: {', '.join(header)}"
             )
         return wanted
     lowered = {c.lower(): c for c in header}
@@ -415,8 +417,8 @@ def _load_csv(path: str, label_column: str | None) -> FileData:
     column = find_label_column(header, label_column, path)
     if column is None:
         raise KerasdlUsageError(
-            f"{path}: no label column (looked for {', '.join(LABEL_COLUMNS)}); pass "
-            f"label_column=... to pick one of: {', '.join(header)}"
+            f"{path}: no label column (looked for {', '.join(LABEL_COLUMNS)}); pass --label-column "
+            f"(label_column in a config file or the Python API) to pick one of: {', '.join(header)}"
         )
     if not rows:
         raise KerasdlUsageError(f".csv file {path!r} has a header but no data rows")
