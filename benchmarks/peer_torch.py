@@ -5,6 +5,13 @@
     python benchmarks/peer_torch.py --part gap            # where Keras/TF's time goes (LeNet-5)
     python benchmarks/peer_torch.py --part gap-resnet     # the same levers on ResNet-20
     python benchmarks/peer_torch.py --part micro          # one step piece by piece (forward, backward, update)
+    python benchmarks/peer_torch.py --part lenet --no-plain --seeded --baseline /tmp/old  # before/after, interleaved
+
+``--baseline DIR`` runs the same ``kerasdl train`` from another copy of the package (through
+PYTHONPATH) in the same interleaved rounds, so a change is measured against what it replaces
+under the same load. Make DIR from a commit with
+``git archive C kerasdl cli models | tar -x -C src`` and then ``DIR/kerasdl`` = ``src/kerasdl``
+with ``src/cli`` and ``src/models`` copied in as ``DIR/kerasdl/cli`` and ``DIR/kerasdl/models``.
 
 Issue #6. Every contender is a fresh subprocess; contenders alternate order each repetition and
 the table gives medians (definitions in ``benchmarks/_timing.py``). Same network (parameter
@@ -305,7 +312,8 @@ def contest(contenders: dict, repeats: int, target: float) -> dict:
             tta, ep = T.time_to_accuracy(r, target)
             print(f"  rep {i + 1} {name}: {T.steady_ips(r):,.0f} images/s steady, {T.inclusive_ips(r):,.0f} "
                   f"inclusive, time to {target:.0%}: {T.fmt(tta, '.1f')} s (epoch {ep}), "
-                  f"val acc {r['val_acc'][-1]:.4f}; epoch s {' '.join(f'{t:.2f}' for t in r['epoch_times'])}", flush=True)
+                  + (f"whole process {r['process_s']:.1f} s, " if "process_s" in r else "")
+                  + f"val acc {r['val_acc'][-1]:.4f}; epoch s {' '.join(f'{t:.2f}' for t in r['epoch_times'])}", flush=True)
     return results
 
 
@@ -330,20 +338,31 @@ def table(results: dict, target: float, ref: str, what: str = "contender") -> No
           "contender's time, so > 1 is faster in both.)", flush=True)
 
 
-def kerasdl_contender(dataset, model, epochs, extra=(), env=None):
+def kerasdl_contender(dataset, model, epochs, extra=(), env=None, seeded=False, tag=""):
+    """``seeded``: repetition i runs with ``--seed i``, as the torch loop and the plain script do
+    (a fixed ``--seed 0`` in every repetition measures one initialisation three times)."""
     def run(i):
+        seed = ["--seed", str(i)] if seeded else []
         return T.kerasdl_train(["--model", model, "--dataset", dataset, "--epochs", str(epochs), "--augment",
-                                "none", *extra], f"peer-{model}-{abs(hash(tuple(extra))) % 10**6}-{i}", env)
+                                "none", *seed, *extra], f"peer-{model}{tag}-{abs(hash(tuple(extra))) % 10**6}-{i}", env)
     return run
 
 
 def part_peer(args, model, data, dataset_arg, epochs, target):
     kw = dict(model=model, epochs=epochs)
-    contenders = {
-        "torch (eager loop)": lambda i: T.run_worker(torch_argv(data, **kw, seed=i)),
-        "plain keras fit (tf.data)": lambda i: T.run_worker(T.keras_argv(SCRIPT, data, **kw, seed=i)),
-        "kerasdl train (defaults, --augment none)": kerasdl_contender(dataset_arg, model, epochs, ["--seed", "0"]),
-    }
+    contenders = {"torch (eager loop)": lambda i: T.run_worker(torch_argv(data, **kw, seed=i))}
+    if not args.no_plain:
+        contenders["plain keras fit (tf.data)"] = lambda i: T.run_worker(T.keras_argv(SCRIPT, data, **kw, seed=i))
+    if args.seeded:
+        contenders["kerasdl train (defaults, --augment none, --seed i)"] = kerasdl_contender(
+            dataset_arg, model, epochs, seeded=True)
+    else:
+        contenders["kerasdl train (defaults, --augment none)"] = kerasdl_contender(dataset_arg, model, epochs,
+                                                                                   ["--seed", "0"])
+    if args.baseline:  # the same command run by another copy of kerasdl (e.g. `git archive` of an older commit)
+        contenders[f"baseline kerasdl ({args.baseline_label})"] = kerasdl_contender(
+            dataset_arg, model, epochs, [] if args.seeded else ["--seed", "0"], {"PYTHONPATH": args.baseline},
+            seeded=args.seeded, tag="-baseline")
     if args.best:  # kerasdl with the options that close the gap
         best = args.best.split()
         contenders[f"kerasdl train {' '.join(best)}"] = kerasdl_contender(dataset_arg, model, epochs, best)
@@ -355,8 +374,9 @@ def part_peer(args, model, data, dataset_arg, epochs, target):
         contenders[f"TF_ENABLE_ONEDNN_OPTS=1 kerasdl train {' '.join(opts)}"] = kerasdl_contender(
             dataset_arg, model, epochs, opts, {"TF_ENABLE_ONEDNN_OPTS": "1"})
     res = contest(contenders, args.repeats, target)
-    print(f"\nparameters: torch {res['torch (eager loop)'][0]['params']:,} trainable, keras "
-          f"{res['plain keras fit (tf.data)'][0]['params']:,} (count_params, incl. BN moving stats)")
+    if "plain keras fit (tf.data)" in res:
+        print(f"\nparameters: torch {res['torch (eager loop)'][0]['params']:,} trainable, keras "
+              f"{res['plain keras fit (tf.data)'][0]['params']:,} (count_params, incl. BN moving stats)")
     table(res, target, "torch (eager loop)")
 
 
@@ -430,6 +450,13 @@ def main() -> None:
     p.add_argument("--plain-best", action="store_true", help="add plain fit with jit + steps_per_execution 32")
     p.add_argument("--onednn", help="kerasdl train options for a row run with TF_ENABLE_ONEDNN_OPTS=1, e.g. "
                    "'--steps-per-execution 32'")
+    p.add_argument("--no-plain", action="store_true", help="leave out the plain keras fit script")
+    p.add_argument("--seeded", action="store_true", help="kerasdl repetition i uses --seed i (as torch and "
+                   "the plain script do) instead of --seed 0 every time")
+    p.add_argument("--baseline", metavar="DIR", help="also run kerasdl from DIR (a folder holding an older "
+                   "kerasdl package, with cli/ and models/ copied in as kerasdl/cli and kerasdl/models), "
+                   "through PYTHONPATH, interleaved with the current one: before/after under the same load")
+    p.add_argument("--baseline-label", default="baseline", help="its name in the table, e.g. a commit")
     p.add_argument("--variants", nargs="*", help=f"subset of {list(GAP_VARIANTS)}")
     p.add_argument("--torch-variants", nargs="*", help=f"subset of {list(TORCH_GAP)}")
     T.add_keras_args(p)

@@ -12,7 +12,7 @@ from .render import print_calibration
 
 EPILOG = """\b
 Examples:
-  kerasdl calibrate runs/mlp-mnist5k-20261123-101500                  # temperature scaling
+  kerasdl calibrate runs/mlp-mnist5k-20261123-101500-3fa2c1                  # temperature scaling
   kerasdl calibrate runs/my-run --method vector --bins 10
   kerasdl calibrate runs/my-run --conformal-alpha 0.1                 # + prediction sets, 90% coverage
 """

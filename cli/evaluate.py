@@ -11,7 +11,7 @@ from .render import print_metrics, print_uncertainty
 
 EPILOG = """\b
 Examples:
-  kerasdl evaluate runs/lenet5-mnist5k-20261123-101500
+  kerasdl evaluate runs/lenet5-mnist5k-20261123-101500-3fa2c1
   kerasdl evaluate runs/my-run --split validation
   kerasdl evaluate runs/my-run --mc-samples 30          # + MC dropout figures
 """

@@ -12,6 +12,9 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
 
+import ast  # noqa: E402
+import importlib  # noqa: E402
+import importlib.util  # noqa: E402
 import sys  # noqa: E402
 
 import click  # noqa: E402
@@ -19,14 +22,21 @@ import click  # noqa: E402
 from kerasdl import __version__  # noqa: E402
 from kerasdl.errors import KerasdlUsageError  # noqa: E402
 
-from .augment_preview import augment_preview_command  # noqa: E402
-from .calibrate import calibrate_command  # noqa: E402
-from .catalog import datasets_command, models_command  # noqa: E402
-from .evaluate import evaluate_command  # noqa: E402
-from .export import export_command  # noqa: E402
-from .predict import predict_command  # noqa: E402
-from .train import train_command  # noqa: E402
-from .tune import tune_command  # noqa: E402
+# Sub-commands: name -> (module in kerasdl.cli, attribute). Each is imported on first use, so
+# `kerasdl train --model nope` loads only cli/train.py (not scipy for calibrate, nor TensorFlow)
+# and `kerasdl --help` reads the commands' summaries from their source without importing them.
+COMMANDS = {
+    "train": ("train", "train_command"),
+    "evaluate": ("evaluate", "evaluate_command"),
+    "calibrate": ("calibrate", "calibrate_command"),
+    "predict": ("predict", "predict_command"),
+    "export": ("export", "export_command"),
+    "tune": ("tune", "tune_command"),
+    "models": ("catalog", "models_command"),
+    "datasets": ("catalog", "datasets_command"),
+    "runs": ("runs", "runs_command"),
+    "augment-preview": ("augment_preview", "augment_preview_command"),
+}
 
 EPILOG = """\b
 Examples:
@@ -34,15 +44,54 @@ Examples:
   kerasdl train --model mlp --dataset digits --epochs 30
   kerasdl evaluate runs/<run>                     # accuracy, NLL, ECE, confusion matrix
   kerasdl calibrate runs/<run> --conformal-alpha 0.1   # temperature scaling + prediction sets
-  kerasdl export runs/<run>                       # saved_models/<model>/<version>/
+  kerasdl export runs/<run>                       # saved_models/<run>/<version>/
   kerasdl tune --model mlp --dataset digits --tuner hyperband   # Keras Tuner search
-  kerasdl predict saved_models/lenet5 digit.png
+  kerasdl predict saved_models/<run> digit.png
   kerasdl models; kerasdl datasets                # what is available
 """
 
 
 class KerasdlGroup(click.Group):
-    """A group that turns every user error into one line and exit code 2."""
+    """A group that turns every user error into one line and exit code 2.
+
+    Its sub-commands (:data:`COMMANDS`) are imported lazily: a command's module loads when the
+    command runs or shows its own help; the root ``--help`` lists them from their docstrings.
+    """
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx, name):
+        if name not in self.commands and name in COMMANDS:
+            module, attribute = COMMANDS[name]
+            command = getattr(importlib.import_module(f"{__package__}.{module}"), attribute)
+            self.add_command(command, name)
+        return super().get_command(ctx, name)
+
+    def resolve_command(self, ctx, args):
+        """As click's, but an unknown name is matched against every command, loaded or not."""
+        from click.exceptions import NoSuchCommand
+
+        try:
+            return super().resolve_command(ctx, args)
+        except NoSuchCommand as exc:
+            name = click.utils.make_str(args[0])
+            raise NoSuchCommand(name, possibilities=self.list_commands(ctx), ctx=ctx) from None
+
+    def format_commands(self, ctx, formatter):
+        """The command list, from each not-yet-imported command's docstring (read, not run)."""
+        names = self.list_commands(ctx)
+        summaries = {}
+        for name in names:
+            command = self.commands.get(name)
+            if command is None:
+                command = click.Command(name, help=_command_docstring(*COMMANDS[name]))
+            if not command.hidden:
+                summaries[name] = command
+        if summaries:
+            limit = formatter.width - 6 - max(len(name) for name in summaries)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, cmd.get_short_help_str(limit)) for name, cmd in summaries.items()])
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
@@ -55,10 +104,13 @@ class KerasdlGroup(click.Group):
             _fail(f"{exc.format_message()}{hint}", 2)
         except KerasdlUsageError as exc:
             _fail(str(exc), 2)
-        except click.Abort:
+        except click.Abort as exc:  # click turns Ctrl-C into Abort (and has closed the ^C line)
+            if isinstance(exc.__cause__, KeyboardInterrupt):
+                _interrupted(exc.__cause__)
             _fail("aborted", 1)
-        except KeyboardInterrupt:
-            _fail("interrupted", 130)
+        except KeyboardInterrupt as exc:
+            click.echo(err=True)
+            _interrupted(exc)
         except click.ClickException as exc:
             _fail(exc.format_message(), exc.exit_code)
         except Exception as exc:  # an internal error: say what, where the details are, exit 1
@@ -74,6 +126,25 @@ class KerasdlGroup(click.Group):
         sys.exit(0)
 
 
+def _interrupted(exc: KeyboardInterrupt) -> None:
+    """Ctrl-C: one line, no 'Error:' (the user asked for it), exit 130. A run that was training
+    says how to resume it (``kerasdl.training.RunInterrupted``)."""
+    click.echo(str(exc) or "interrupted", err=True)
+    sys.exit(130)
+
+
+def _command_docstring(module: str, attribute: str) -> str | None:
+    """The docstring of ``kerasdl.cli.<module>.<attribute>``, read from its source (no import)."""
+    spec = importlib.util.find_spec(f"{__package__}.{module}")
+    with open(spec.origin, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == attribute:
+            return ast.get_docstring(node, clean=False)
+    # Not a plain decorated function: import it after all.
+    return getattr(importlib.import_module(f"{__package__}.{module}"), attribute).help
+
+
 def _fail(message: str, code: int) -> None:
     message = " ".join(str(message).split())  # one line, always
     click.echo(f"Error: {message}", err=True)
@@ -87,17 +158,6 @@ def cli():
 
     Works offline: the default datasets ship inside installed packages.
     """
-
-
-cli.add_command(train_command)
-cli.add_command(evaluate_command)
-cli.add_command(calibrate_command)
-cli.add_command(predict_command)
-cli.add_command(export_command)
-cli.add_command(tune_command)
-cli.add_command(models_command)
-cli.add_command(datasets_command)
-cli.add_command(augment_preview_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -56,11 +56,60 @@ def _fmt(v: Any) -> Any:
     return v
 
 
+def cache_keras_saving_skipsets() -> None:
+    """Make Keras's weight saving and loading look up its attribute skip-sets once per type.
+
+    ``keras.src.saving.saving_lib.get_attr_skipset`` is meant to cache, per object type, the
+    attribute names of a fresh Layer / Metric / Optimizer ... that the weights walk skips, but
+    Keras 3.15 reads the cache under ``saving_attr_skiplist_<type>`` and writes it under
+    ``saving_attr_skipset_<type>``: every save built those reference objects again, about 200 times
+    for LeNet-5, which was most of a ``save_weights`` call (the best checkpoint and the backup, every
+    epoch). The sets depend only on the type, so a per-type cache returns exactly what Keras
+    computes. Idempotent; does nothing on a Keras without that function.
+    """
+    try:
+        from keras.src.saving import saving_lib
+    except ImportError:  # pragma: no cover - another keras layout
+        return
+    original = getattr(saving_lib, "get_attr_skipset", None)
+    if original is None or getattr(original, "kerasdl_cached", False):
+        return
+    cache: dict[str, set] = {}
+
+    def get_attr_skipset(obj_type):
+        if obj_type not in cache:
+            cache[obj_type] = original(obj_type)
+        return cache[obj_type]
+
+    get_attr_skipset.kerasdl_cached = True
+    saving_lib.get_attr_skipset = get_attr_skipset
+
+
+cache_keras_saving_skipsets()
+
+
 def save_weights_atomically(model: keras.Model, path: str) -> None:
     """``model.save_weights(path)`` through a temporary file and a rename: a kill never leaves a torn file."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = path.replace(".weights.h5", f".tmp-{os.getpid()}.weights.h5")
     model.save_weights(tmp, overwrite=True)
+    os.replace(tmp, path)
+
+
+def link_atomically(source: str, path: str) -> None:
+    """Put the file ``source`` at ``path`` too (a hard link, a copy where links are not possible),
+    through a temporary name and a rename. Files here are only ever replaced by a rename, never
+    written in place, so the two names never see each other's later changes."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    if os.path.lexists(tmp):
+        os.remove(tmp)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        import shutil
+
+        shutil.copyfile(source, tmp)
     os.replace(tmp, path)
 
 
@@ -157,6 +206,7 @@ class BestCheckpoint(ResumeAware):
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         self.best, self.best_epoch = None, None
+        self.saved_epoch: int | None = None  # the epoch whose end state best.weights.h5 holds
 
     def resume_from(self, epoch):
         for row in read_history(self.history_path):
@@ -169,6 +219,7 @@ class BestCheckpoint(ResumeAware):
             return
         self.best, self.best_epoch = float(value), epoch
         save_weights_atomically(self.model, self.path)
+        self.saved_epoch = epoch
 
 
 class ResumableEarlyStopping(ResumeAware):
@@ -220,14 +271,22 @@ class RunBackup(keras.callbacks.BackupAndRestore):
     never writes or deletes it.
     """
 
-    def __init__(self, backup_dir: str, *, writer: bool = True):
+    def __init__(self, backup_dir: str, *, writer: bool = True, best: BestCheckpoint | None = None):
         super().__init__(backup_dir)
         self.writer = writer
+        self.best = best
 
     def _save_model(self):
         if not self.writer:
             return
-        save_weights_atomically(self.model, self._weights_path)  # weights first (see above)
+        # weights first (see above). ``best``: a BestCheckpoint whose save of this very epoch holds
+        # the same state (model and optimizer; nothing between the two callbacks changes weights),
+        # so that file is linked instead of serialising the model a second time.
+        best = self.best
+        if best is not None and best.saved_epoch == self._current_epoch - 1 and os.path.exists(best.path):
+            link_atomically(best.path, self._weights_path)
+        else:
+            save_weights_atomically(self.model, self._weights_path)
         tmp_meta = f"{self._training_metadata_path}.tmp-{os.getpid()}"
         with open(tmp_meta, "w") as f:
             f.write(json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen}))
@@ -256,8 +315,13 @@ class WarmupLearningRate(keras.callbacks.Callback):
 class Progress(keras.callbacks.Callback):
     """Progress per epoch: a live rich bar on a terminal, one plain line per epoch otherwise.
 
-    On a terminal the bar shows the running loss/accuracy; when an epoch ends the bar is
-    replaced by the same summary line a log file gets, so the scroll-back reads like a log.
+    On a terminal the bar shows the steps done, the epoch's elapsed and remaining time, the run's
+    remaining time (from the epochs timed so far) and the running loss/accuracy; when an epoch ends
+    the bar is replaced by the same summary line a log file gets, so the scroll-back reads like a log.
+
+    With ``steps_per_execution`` > 1 keras calls ``on_train_batch_end`` once per execution with that
+    execution's last step index, which overshoots the epoch's end on a partial last execution
+    (55 steps in runs of 32 report step 63): the count shown is capped at the epoch's steps.
     """
 
     def __init__(self, epochs: int, steps_per_epoch: int, *, rich_bar: bool | None = None, stream=None):
@@ -266,35 +330,51 @@ class Progress(keras.callbacks.Callback):
         self.stream = stream or sys.stdout
         self.rich_bar = self.stream.isatty() if rich_bar is None else rich_bar
         self._progress = None
+        self._epoch_seconds: list[float] = []
 
     def on_train_begin(self, logs=None):
+        self._epoch_seconds = []
         if self.rich_bar:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress
-            from rich.progress import TextColumn, TimeElapsedColumn
+            from rich.progress import TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
             self._progress = RichProgress(
                 TextColumn("[bold]epoch {task.fields[epoch]}"),
                 BarColumn(bar_width=24),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[run_eta]}"),
                 TextColumn("{task.fields[metrics]}"),
                 transient=True,
             )
             self._progress.start()
 
+    def run_eta(self, epoch: int) -> str:
+        """The time the epochs after ``epoch`` will take, at the recent epochs' pace ('' before one is timed)."""
+        left = self.epochs - epoch - 1
+        if not self._epoch_seconds or left <= 0:
+            return ""
+        recent = self._epoch_seconds[-3:]
+        return f"(run {_duration(left * sum(recent) / len(recent))} left)"
+
     def on_epoch_begin(self, epoch, logs=None):
         self._t0 = time.perf_counter()
         if self._progress is not None:
             self._task = self._progress.add_task(
-                "train", total=self.steps, epoch=f"{epoch + 1}/{self.epochs}", metrics=""
+                "train", total=self.steps, epoch=f"{epoch + 1}/{self.epochs}", metrics="",
+                run_eta=self.run_eta(epoch),
             )
 
     def on_train_batch_end(self, batch, logs=None):
         if self._progress is not None:
-            self._progress.update(self._task, completed=batch + 1, metrics=_short(logs))
+            self._progress.update(self._task, completed=min(batch + 1, self.steps), metrics=_short(logs))
 
     def on_epoch_end(self, epoch, logs=None):
-        line = f"epoch {epoch + 1}/{self.epochs}  {_short(logs, val=True)}  ({time.perf_counter() - self._t0:.1f}s)"
+        seconds = time.perf_counter() - self._t0
+        self._epoch_seconds.append(seconds)
+        line = f"epoch {epoch + 1}/{self.epochs}  {_short(logs, val=True)}  ({seconds:.1f}s)"
         if self._progress is not None:
             self._progress.remove_task(self._task)
             self._progress.console.print(line, highlight=False, soft_wrap=True)
@@ -302,9 +382,38 @@ class Progress(keras.callbacks.Callback):
             print(line, file=self.stream, flush=True)
 
     def on_train_end(self, logs=None):
+        self.close()
+
+    def close(self) -> None:
+        """Take the live bar off the terminal (also when training is interrupted)."""
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+class ResumeNote(ResumeAware):
+    """Says where a resumed run continues: ``echo`` gets one line at the first epoch ``fit`` runs."""
+
+    def __init__(self, epochs: int, echo=print):
+        super().__init__()
+        self.epochs, self.echo = epochs, echo
+
+    def resume_from(self, epoch):
+        if epoch == 0:
+            self.echo("resuming: no finished epoch was backed up; starting again at epoch 1")
+        else:
+            self.echo(f"resuming from epoch {epoch + 1}/{self.epochs} ({epoch} epoch{'s' * (epoch != 1)} done)")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
 
 
 def _short(logs: dict | None, val: bool = False) -> str:

@@ -308,3 +308,19 @@ def patch_keras_trainer() -> None:
     tf_trainer.reduce_per_replica = reduce_per_replica
     tf_trainer.TensorFlowTrainer._maybe_symbolic_build = _maybe_symbolic_build
     _PATCHED = True
+
+
+def build_before_fit(model, dataset) -> None:
+    """Create every variable ``fit`` needs (model, compiled metrics, loss, optimizer) before the
+    train function is traced, from the dataset's ``element_spec`` (no batch is drawn).
+
+    Without a strategy Keras 3 defers this to the first trace of the train step, which then creates
+    the metrics' and the optimizer's variables; ``tf.function`` must trace a function that created
+    variables a second time, so the whole multi-step train function was traced twice (about a
+    third of the first epoch of LeNet-5). Under a strategy :func:`patch_keras_trainer` does the
+    same build at ``fit``; calling this first does no harm there. Call inside the strategy scope.
+    """
+    build = getattr(model, "_symbolic_build", None)
+    if build is None:  # another keras: it builds while tracing (one extra trace, same result)
+        return
+    build(data_batch=dataset.element_spec)  # builds the optimizer too

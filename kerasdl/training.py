@@ -31,6 +31,17 @@ class TrainingFailed(RuntimeError):
     """Training could not produce a usable model (e.g. the loss was NaN from the first epoch)."""
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run: its metrics.json says ``interrupted`` and its backup is kept.
+
+    ``str()`` is the one line the CLI prints (how to resume); ``run_dir`` is the run.
+    """
+
+    def __init__(self, run_dir: str):
+        super().__init__(f"interrupted; resume with: kerasdl train --resume {run_dir}")
+        self.run_dir = run_dir
+
+
 @dataclass
 class TrainResult:
     run_dir: str
@@ -105,7 +116,8 @@ def load_splits(config: RunConfig, splits=SPLITS, *, shuffle_train: bool = True)
     from kerasdl.data import load_dataset
 
     kw = dict(batch_size=config.batch_size, data_dir=config.data_dir, download=config.download, seed=config.seed,
-              image_size=tuple(config.image_size) if config.image_size else None, input_norm=config.input_norm)
+              image_size=tuple(config.image_size) if config.image_size else None, input_norm=config.input_norm,
+              label_column=config.label_column)
     out, info, sizes = {}, None, {}
     for split in splits:
         shuffle = split == "train" and shuffle_train
@@ -186,11 +198,15 @@ def main_output(model):
 
 
 def build_for_dataset(config: RunConfig, info):
-    """Build ``config.model`` for the dataset's shape; a shape the model cannot take is bad input."""
+    """Build ``config.model`` for the dataset's shape; a shape the model cannot take is bad input,
+    and so are a model made for another task, an output the labels cannot fit and a monitor the
+    run never logs (:mod:`kerasdl.checks`)."""
+    from kerasdl import checks
     from kerasdl.models import build_model
 
+    checks.check_task(config.model, config.dataset, info.task)
     try:
-        return build_model(
+        model = build_model(
             config.model, input_shape=tuple(info.input_shape), num_classes=runs.output_units(config, info),
             **config.model_options,
         )
@@ -201,6 +217,8 @@ def build_for_dataset(config: RunConfig, info):
             f"model {config.model!r} cannot take dataset {config.dataset!r} "
             f"(input_shape={tuple(info.input_shape)}): {first_line(exc)}"
         ) from None
+    checks.check_built_model(model, config, info, runs.output_units(config, info), make_metrics(config, info))
+    return model
 
 
 DIAGNOSTICS_CSV = "diagnostics.csv"
@@ -243,17 +261,88 @@ def _technique_callbacks(callbacks: list, model, config: RunConfig, run_dir: str
     return out
 
 
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def running_record() -> dict:
+    """metrics.json while a run trains: who trains it, so another command can tell a live run."""
+    import datetime
+
+    return {"status": "running", "pid": os.getpid(), "host": _host(),
+            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def live_owner(run_dir: str) -> str | None:
+    """'pid N' (or 'pid N on HOST') when a process is training ``run_dir`` now, else None.
+
+    A run whose metrics.json says ``running`` is live while its process exists; a run written on
+    another host cannot be checked from here and counts as live. A run killed outright (SIGKILL,
+    power loss) keeps ``running`` with a dead pid: not live, so --resume or --overwrite may take it.
+    """
+    record = runs.read_json(runs.path(run_dir, runs.METRICS), default={}) or {}
+    pid, host = record.get("pid"), record.get("host")
+    if record.get("status") != "running" or not isinstance(pid, int):
+        return None
+    if host and host != _host():
+        return f"pid {pid} on {host}"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # another user's process: it exists
+        pass
+    return f"pid {pid}"
+
+
 def _prepare_run_dir(run_dir: str, *, resume: bool, overwrite: bool) -> None:
+    """Claim ``run_dir`` for this run: create it exclusively (two runs never share a folder).
+
+    A run directory that another process is training is never resumed, replaced, nor is
+    replacing it suggested; an unfinished one points at --resume.
+    """
+    owner = live_owner(run_dir) if os.path.isdir(run_dir) else None
+    if owner:
+        raise KerasdlUsageError(
+            f"run directory {run_dir} is in use: its run is still running ({owner}); "
+            + ("wait for it to finish or stop it first" if resume else "choose another --name")
+        )
     if resume:
         return
     if os.path.exists(run_dir):
         if not overwrite:
-            raise KerasdlUsageError(
-                f"run directory {run_dir} already exists; pass --overwrite to replace it "
-                f"or --resume {run_dir} to continue it"
-            )
+            raise KerasdlUsageError(_exists_message(run_dir))
         shutil.rmtree(run_dir)
-    os.makedirs(run_dir)
+    try:
+        os.makedirs(run_dir)  # exclusive: fails if another process claimed the name meanwhile
+    except FileExistsError:
+        raise KerasdlUsageError(_exists_message(run_dir)) from None
+
+
+def _exists_message(run_dir: str) -> str:
+    status = (runs.read_json(runs.path(run_dir, runs.METRICS), default={}) or {}).get("status")
+    if status in ("running", "interrupted", "failed"):
+        return (f"run directory {run_dir} already exists (an unfinished run, status {status}); "
+                f"continue it with --resume {run_dir} or choose another --name")
+    return f"run directory {run_dir} already exists; choose another --name, or pass --overwrite to replace it"
+
+
+def _mark_stopped(run_dir: str, exc: BaseException) -> None:
+    """metrics.json of a run that stopped on an exception: ``interrupted`` (Ctrl-C) or ``failed``.
+
+    The backup stays, so ``kerasdl train --resume`` continues from the last finished epoch.
+    """
+    record = runs.read_json(runs.path(run_dir, runs.METRICS), default={}) or {}
+    if record.get("status") == "completed":  # stopped during the export: the run itself is complete
+        return
+    if isinstance(exc, KeyboardInterrupt):
+        record = {"status": "interrupted", "resume_with": f"kerasdl train --resume {run_dir}"}
+    else:
+        record = {"status": "failed", "error": f"{type(exc).__name__}: {first_line(exc)}"}
+    record["epochs_done"] = len(cb.read_history(runs.path(run_dir, runs.HISTORY)))
+    runs.write_json(runs.path(run_dir, runs.METRICS), record)
 
 
 def resume_config(run_dir: str, **overrides) -> RunConfig:
@@ -273,6 +362,7 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
 
     ``rich_progress``: None picks a rich bar on a terminal and plain lines otherwise;
     ``progress=False`` prints nothing per epoch (``echo`` still gets the one-line summary).
+    Ctrl-C raises :class:`RunInterrupted` once metrics.json says ``interrupted`` (backup kept).
     """
     config = with_default_options(config.resolved())
     config.validate()
@@ -295,13 +385,30 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
 
     # Everything that can be refused is checked before the run directory is touched.
     setup = _setup(config, strategy, steps_per_execution)
+    _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    try:
+        return _train_chief(config, setup, strategy, replicas, role, steps_per_execution, resume=resume,
+                            rich_progress=rich_progress, echo=echo, progress=progress)
+    except TrainingFailed:
+        raise  # metrics.json already says why
+    except KeyboardInterrupt as exc:
+        _mark_stopped(run_dir, exc)
+        raise RunInterrupted(run_dir) from None
+    except Exception as exc:
+        _mark_stopped(run_dir, exc)
+        raise
+
+
+def _train_chief(config: RunConfig, setup, strategy, replicas: int, role, steps_per_execution: int, *,
+                 resume: bool, rich_progress, echo, progress: bool) -> TrainResult:
+    """The chief's run once its folder is claimed: fit with the run's callbacks, then evaluate and write."""
+    run_dir = config.run_dir
     info, model, steps, train_ds, val_ds = setup.info, setup.model, setup.steps, setup.train_ds, setup.val_ds
     plain_val_ds, test_ds = setup.data["validation"], setup.data["test"]  # unmapped: calibration and test
-    _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     sample = _diagnostics_sample(plain_val_ds) if config.diagnostics else None
     config.save(runs.path(run_dir, runs.CONFIG))
     runs.write_json(runs.path(run_dir, runs.DATASET), info.to_dict())
-    runs.write_json(runs.path(run_dir, runs.METRICS), {"status": "running"})
+    runs.write_json(runs.path(run_dir, runs.METRICS), running_record())
 
     history_path = runs.path(run_dir, runs.HISTORY)
     best_path = runs.path(run_dir, runs.BEST_WEIGHTS)
@@ -310,27 +417,36 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
     best = cb.BestCheckpoint(best_path, history_path, config.monitor)
     import keras
 
+    progress_bar = cb.Progress(config.epochs, steps, rich_bar=rich_progress) if progress else None
     callbacks = [
+        *([cb.ResumeNote(config.epochs, echo)] if resume else []),
         nan_guard,
         cb.HistoryLog(history_path),
         best,
         keras.callbacks.TensorBoard(runs.path(run_dir, runs.LOGS), write_graph=False, profile_batch=0),
-        *([cb.Progress(config.epochs, steps, rich_bar=rich_progress)] if progress else []),
-        # Last: an epoch's history row and best checkpoint are on disk before its backup is.
-        cb.RunBackup(runs.path(run_dir, runs.BACKUP)),
+        *([progress_bar] if progress_bar else []),
+        # Last: an epoch's history row and best checkpoint are on disk before its backup is. With
+        # EMA the backup holds the raw weights and the checkpoint the averaged ones: no sharing.
+        cb.RunBackup(runs.path(run_dir, runs.BACKUP), best=None if config.ema else best),
     ]
     if early:
-        callbacks.insert(4, early)
+        callbacks.insert(callbacks.index(best) + 2, early)  # after TensorBoard, as before
     callbacks = _technique_callbacks(callbacks, model, config, run_dir, sample)
     callbacks = _plateau_callbacks(config, steps) + callbacks
 
-    echo(f"training {config.model} ({model.count_params():,} parameters) on {config.dataset} "
+    n_trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)  # as `kerasdl models`
+    echo(f"training {config.model} ({model.count_params():,} parameters, {n_trainable:,} trainable) on "
+         f"{config.dataset} "
          f"({info.splits['train']} train / {info.splits['validation']} validation) -> {run_dir}"
          + _scale_note(config, strategy, replicas))
     t0 = time.perf_counter()
-    # shuffle=False: the tf.data pipeline already shuffles (seeded); keras would only warn.
-    model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=0,
-              shuffle=False)
+    try:
+        # shuffle=False: the tf.data pipeline already shuffles (seeded); keras would only warn.
+        model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=0,
+                  shuffle=False)
+    finally:
+        if progress_bar is not None:
+            progress_bar.close()  # an interrupted fit never calls on_train_end: take the bar off the screen
     train_seconds = time.perf_counter() - t0
 
     stop_reason = "completed"
@@ -359,7 +475,7 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
     model.save(runs.path(run_dir, runs.MODEL))
 
     test = evaluation.evaluate_model(model, test_ds, info, n_bins=config.ece_bins)
-    test["plots"] = evaluation.write_plots(test, info, run_dir, "test")
+    test["plots"] = evaluation.write_plots(test, info, run_dir, "test", model=model, dataset=test_ds)
     plots.learning_curves(history, runs.path(run_dir, os.path.join(runs.PLOTS, "learning_curves.png")),
                           title=f"{config.model} on {config.dataset}")
     images = sum(1 for r in history if r["epoch"] >= 0) * info.splits["train"]
@@ -426,6 +542,15 @@ def _setup(config: RunConfig, strategy, steps_per_execution: int, splits=SPLITS)
             transfer = transfer_weights(model, config.init_from, info.class_names)
             if config.freeze == "backbone":
                 transfer.update(freeze_backbone(model, transfer["reinitialised"], config.unfreeze_last))
+        elif config.pretrained:
+            from kerasdl.pretrained import load_imagenet_weights
+            from kerasdl.transfer import freeze_backbone
+
+            transfer = load_imagenet_weights(model, config.model,
+                                             include_top=config.model_options.get("include_top", True),
+                                             download=config.download)
+            if config.freeze == "backbone":
+                transfer.update(freeze_backbone(model, transfer["reinitialised"], config.unfreeze_last))
         train_ds, val_ds = _compile(model, config, info, loss, steps, steps_per_execution, train_ds,
                                     data["validation"])
     return _Setup(info, data, model, steps, train_ds, val_ds, regularised, transfer)
@@ -449,6 +574,7 @@ def _compile(model, config: RunConfig, info, loss, steps: int, steps_per_executi
                       metrics=[make_metrics(config, info)] + [[] for _ in range(extra_heads)], **speed)
     else:
         model.compile(optimizer=optimizer, loss=loss, metrics=make_metrics(config, info), **speed)
+    distribute.build_before_fit(model, train_ds)  # the train function is then traced once, not twice
     return train_ds, val_ds
 
 
@@ -554,6 +680,9 @@ def _finish(model, info, config: RunConfig, val_ds, test_ds, record: dict, title
                                        n_bins=config.ece_bins, conformal_alpha=config.conformal_alpha,
                                        seed=config.seed, title=title)
         record["calibration"] = posthoc.summary(calibrated)
+    from kerasdl.predict import store_input_stats
+
+    store_input_stats(run_dir, config)  # predict and the export warn on inputs far from the train split
     runs.write_json(runs.path(run_dir, runs.METRICS), record)
     if not config.export:
         return None
@@ -566,15 +695,28 @@ def _train_ensemble(config: RunConfig, *, resume: bool, overwrite: bool, rich_pr
                     progress: bool) -> TrainResult:
     """Train ``config.ensemble`` members (seeds seed, seed + 1, ...) as runs inside the run
     directory, then evaluate, calibrate and (optionally) export them as one model."""
-    from kerasdl import ensemble
-
     run_dir = config.run_dir
     data, info = load_splits(config, ("validation", "test"), shuffle_train=False)  # bad data: refused now
     make_loss(config, info)
     build_for_dataset(config, info)  # a shape the model cannot take: refused before any folder is made
     _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    try:
+        return _train_members(config, data, rich_progress=rich_progress, echo=echo, progress=progress)
+    except KeyboardInterrupt as exc:
+        _mark_stopped(run_dir, exc)
+        raise RunInterrupted(run_dir) from None
+    except Exception as exc:
+        _mark_stopped(run_dir, exc)
+        raise
+
+
+def _train_members(config: RunConfig, data: dict, *, rich_progress, echo, progress: bool) -> TrainResult:
+    """The ensemble's run once its folder is claimed: the members not yet trained, then the ensemble."""
+    from kerasdl import ensemble
+
+    run_dir = config.run_dir
     config.save(runs.path(run_dir, runs.CONFIG))
-    runs.write_json(runs.path(run_dir, runs.METRICS), {"status": "running"})
+    runs.write_json(runs.path(run_dir, runs.METRICS), running_record())
     t0 = time.perf_counter()
     members, stop_reasons = ensemble.member_configs(config), []
     for k, member in enumerate(members, start=1):
@@ -591,7 +733,8 @@ def _train_ensemble(config: RunConfig, *, resume: bool, overwrite: bool, rich_pr
     run = runs.load_run(run_dir)
     info, model = run.info, run.model
     test = evaluation.evaluate_model(model, data["test"], info, n_bins=config.ece_bins)
-    test["plots"] = evaluation.write_plots(test, info, run_dir, "test")
+    test["plots"] = evaluation.write_plots(test, info, run_dir, "test", model=model, dataset=data["test"])
+    ensemble.plot_member_curves(run_dir, members, f"{config.ensemble} x {config.model} on {config.dataset}")
     member_figures = []
     for member in members:
         figures = (runs.read_json(runs.path(member.run_dir, runs.METRICS), default={}) or {}).get("test", {})
