@@ -5,14 +5,9 @@ from __future__ import annotations
 import click
 
 from kerasdl.tfquiet import import_tensorflow
-from click.core import ParameterSource
+from kerasdl.config import KEY_ALIASES, RunConfig, replay_name
 
-from kerasdl.augment import HELP as AUGMENT_HELP
-from kerasdl.distribute import LR_SCALINGS, PRECISIONS, STRATEGIES
-from kerasdl.config import (CALIBRATIONS, DROPOUT_SCHEDULES, INITIALIZERS, INPUT_NORMS, KEY_ALIASES, LOSSES, OPTIMIZERS,
-                            SCHEDULES, RunConfig, replay_name)
-
-from .options import data_dir_option, export_dir_option
+from .config_options import GroupedCommand, config_options, given_fields
 from .render import print_calibration, print_metrics
 
 EPILOG = """\b
@@ -35,10 +30,6 @@ Examples:
   kerasdl train --dataset mnist5k --classes 5,6,7,8,9 --train-per-class 20 \\
                 --init-from runs/digits04 --freeze backbone            # transfer learning
 """
-
-# CLI option name -> RunConfig field, where they differ (config files take either spelling).
-FIELD = KEY_ALIASES
-
 
 def _config_keys_epilog() -> str:
     """The help's list of config-file keys, made from RunConfig's fields (so it cannot drift)."""
@@ -91,119 +82,8 @@ def _is_stored_run_config(path: str) -> bool:
     return os.path.basename(path) == CONFIG and os.path.exists(os.path.join(folder, METRICS))
 
 
-def _parse_model_opts(values: tuple[str, ...]) -> dict:
-    import yaml
-
-    opts = {}
-    for item in values:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--model-opt")
-        try:
-            opts[key] = yaml.safe_load(raw)  # "0.2" -> 0.2, "[64,32]" -> [64, 32], "relu" -> "relu"
-        except yaml.YAMLError:
-            raise click.BadParameter(f"cannot parse value of {item!r}", param_hint="--model-opt") from None
-    return opts
-
-
-@click.command("train", epilog=EPILOG)
-@click.option("--model", "-m", help="Registry name (see 'kerasdl models').  [default: lenet5]")
-@click.option("--dataset", "-d", help="Offline name (see 'kerasdl datasets'), tfds catalog name, image "
-              "folder, .npz or .csv.  [default: mnist5k]")
-@click.option("--label-column", metavar="NAME", help="A .csv dataset's label column.  [default: the first of "
-              "label, target, y, class]")
-@click.option("--epochs", "-e", type=click.IntRange(min=1), help="Maximum epochs.  [default: 20]")
-@click.option("--batch-size", "-b", type=click.IntRange(min=1), help="Batch size.  [default: 64]")
-@click.option("--optimizer", help=f"One of {', '.join(OPTIMIZERS)}.  [default: adam]")
-@click.option("--lr", type=float, help="Base learning rate.  [default: 0.001]")
-@click.option("--momentum", type=float, help="Momentum for 'momentum'/'nesterov'.  [default: 0.9]")
-@click.option("--weight-decay", type=float, help="Decoupled weight decay (optimizer default if unset).")
-@click.option("--schedule", help=f"LR schedule: {', '.join(SCHEDULES)}.  [default: cosine]")
-@click.option("--warmup-epochs", type=float, help="Linear warmup length in epochs.  [default: 0]")
-@click.option("--lr-decay-epochs", type=click.IntRange(min=1), help="Step schedule period.  [default: 10]")
-@click.option("--lr-decay-factor", type=float, help="Step/plateau multiplier.  [default: 0.1]")
-@click.option("--min-lr", type=float, help="Floor for cosine/onecycle/plateau; cyclic's low rate.  [default: 0]")
-@click.option("--lr-cycle-epochs", type=float, help="Cyclic schedule: epochs per up-and-down cycle.  [default: 4]")
-@click.option("--clip-value", type=float, help="Clip every gradient element to [-V, V].")
-@click.option("--clip-norm", type=float, help="Rescale the gradient to global L2 norm <= N.")
-@click.option("--agc", type=float, metavar="LAMBDA", help="Adaptive gradient clipping (Brock et al. 2021): "
-              "clip each unit's gradient to LAMBDA x its weight norm (e.g. 0.01).")
-@click.option("--accumulate", type=click.IntRange(min=1), help="Gradient accumulation: one update every N "
-              "batches (effective batch N x batch size).  [default: 1]")
-@click.option("--ema", type=float, metavar="MOMENTUM", help="Exponential moving average of the weights "
-              "(e.g. 0.999); validation, checkpoints and the saved model use the averaged weights.")
-@click.option("--init", help=f"Re-initialise every kernel: {', '.join(INITIALIZERS)} (zeros shows the "
-              "symmetry failure).  [default: the builder's own]")
-@click.option("--l1", type=float, help="L1 penalty on every kernel, added to the loss.  [default: 0]")
-@click.option("--l2", type=float, help="L2 penalty on every kernel, added to the loss (coupled; see "
-              "--weight-decay for decoupled).  [default: 0]")
-@click.option("--max-norm", type=float, help="Max-norm constraint: each unit's incoming weight vector "
-              "has L2 norm <= C after every update.")
-@click.option("--dropout-schedule", help=f"{', '.join(DROPOUT_SCHEDULES)}: early = dropout only in the first "
-              "--dropout-epochs epochs, late = only after them (Liu et al. 2023).  [default: constant]")
-@click.option("--dropout-epochs", type=click.IntRange(min=0), help="K of the early/late dropout schedule.")
-@click.option("--label-smoothing", type=float, help="Cross-entropy on targets (1-e)*onehot + e/K.  [default: 0]")
-@click.option("--stochastic-depth", type=float, help="Residual nets: drop-path rate of the last block, "
-              "linearly less before (Huang et al. 2016).")
-@click.option("--input-norm", help=f"Input normalisation: {', '.join(INPUT_NORMS)} (statistics from the "
-              "train split; channel_mean = per-channel mean subtraction).  [default: auto]")
-@click.option("--diagnostics", is_flag=True, default=None, help="Log per-layer gradient norms, activation "
-              "statistics and dead ReLUs to TensorBoard and diagnostics.csv; warn on vanishing/exploding "
-              "gradients.")
-@click.option("--augment", help=f"{AUGMENT_HELP}  [default: auto]")
-@click.option("--loss", help=f"One of {', '.join(LOSSES)}; classification losses take the logits "
-              "(binary_crossentropy: two-class sets, one logit).  [default: sparse_categorical_crossentropy, "
-              "mse for regression]")
-@click.option("--patience", type=click.IntRange(min=0), help="Early-stopping patience, 0 = off.  [default: 10]")
-@click.option("--monitor", help="Metric for early stopping and the best checkpoint.  [default: val_loss]")
-@click.option("--seed", type=int, help="Random seed (same seed, same data, same metrics).  [default: 0]")
-@click.option("--name", help="Run name (folder under --output-dir).  [default: <model>-<dataset>-<time>]")
-@click.option("--output-dir", type=click.Path(file_okay=False), help="Where runs go.  [default: runs]")
-@data_dir_option
-@click.option("--download/--no-download", default=None,
-              help="Allow downloading tfds catalog datasets (default: yes unless KERASDL_OFFLINE=1).")
-@click.option("--model-opt", multiple=True, metavar="KEY=VALUE",
-              help="Builder override, repeatable (e.g. --model-opt depth=3 --model-opt activation=tanh).")
-@click.option("--image-size", metavar="H,W", help="Resize images, e.g. 32,32 (for nets that need larger inputs).")
-@click.option("--classes", metavar="LIST", help="Train on these classes only, e.g. '5,6,7,8,9' (relabelled 0..k-1).")
-@click.option("--train-per-class", type=click.IntRange(min=1), help="Label budget: at most N training examples per class.")
-@click.option("--init-from", type=click.Path(), help="Transfer learning: start from this run's best weights "
-              "(layers matched by name and shape; a head of another size is re-initialised).")
-@click.option("--pretrained", type=click.Choice(["imagenet"]), help="Start from keras.applications' ImageNet "
-              "weights (models with a keras.applications twin; read from ~/.keras/models, downloaded unless "
-              "offline; a head of another size is new).")
-@click.option("--freeze", help="With --init-from or --pretrained: 'backbone' trains only the head, 'none' fine-tunes all.  [default: none]")
-@click.option("--unfreeze-last", type=click.IntRange(min=0), help="With --freeze backbone: also train the last N weighted layers.")
-@click.option("--calibrate/--no-calibrate", default=None, help="Classifiers: fit a calibration map on the "
-              "validation split when training ends (calibration.json, reliability diagram); evaluate, predict "
-              "and export use it.  [default: calibrate]")
-@click.option("--calibration", help=f"Calibration map: {', '.join(CALIBRATIONS)} (Guo et al. 2017).  "
-              "[default: temperature]")
-@click.option("--ece-bins", type=click.IntRange(min=1), help="Equal-width bins of ECE and the reliability "
-              "diagram.  [default: 15]")
-@click.option("--conformal-alpha", type=float, metavar="ALPHA", help="Also calibrate split-conformal "
-              "prediction sets (LAC and APS) with coverage 1 - ALPHA on validation, e.g. 0.1.")
-@click.option("--ensemble", type=click.IntRange(min=1), metavar="N", help="Deep ensemble: train N members "
-              "(seeds seed..seed+N-1) in <run>/members/; evaluate, predict and export use the averaged "
-              "probabilities.  [default: 1]")
-@click.option("--strategy", help=f"tf.distribute strategy: {', '.join(STRATEGIES)}. auto = multi_worker when "
-              "TF_CONFIG names several tasks, mirrored with several GPUs, else one device. --batch-size is the "
-              "global batch, split over the replicas.  [default: auto]")
-@click.option("--cpu-devices", type=click.IntRange(min=1), metavar="N", help="Split the CPU into N logical "
-              "devices (mirrored data parallelism on a CPU-only machine).  [default: 1]")
-@click.option("--precision", help=f"{', '.join(PRECISIONS)}: 16-bit compute with float32 weights (float16 "
-              "adds loss scaling); the saved model is float32.  [default: float32]")
-@click.option("--jit/--no-jit", default=None, help="XLA-compile the train step (turns TF op determinism "
-              "off).  [default: no-jit]")
-@click.option("--steps-per-execution", type=click.IntRange(min=1), metavar="N", help="Run N batches per "
-              "compiled call (less Python overhead per step; the same updates; callbacks see every Nth batch). "
-              " [default: 32; 1 under a distribution strategy or with the plateau schedule's warmup]")
-@click.option("--lr-scaling", help=f"{', '.join(LR_SCALINGS)}: scale --lr by batch/--lr-base-batch "
-              "(linear: Goyal et al. 2017) or its square root.  [default: none]")
-@click.option("--lr-base-batch", type=click.IntRange(min=1), help="Batch size --lr was chosen for.  "
-              "[default: 64]")
-@click.option("--export/--no-export", default=None, help="Export a SavedModel when training ends.")
-@export_dir_option
+@click.command("train", cls=GroupedCommand, epilog=EPILOG)
+@config_options()  # every RunConfig field (kerasdl/config.py), grouped in --help
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="YAML file of options; command-line options override it.")
 @click.option("--resume", "resume_dir", type=click.Path(), help="Continue an interrupted run directory.")
@@ -215,21 +95,7 @@ def train_command(ctx, config_file, resume_dir, overwrite, **options):
     The run directory holds config.yaml (the resolved config), history.csv, metrics.json,
     checkpoints, TensorBoard logs and PNG plots.
     """
-    given = {}
-    for key, value in options.items():
-        if ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE:
-            if key == "export_dir" or value is not None:
-                given[FIELD.get(key, key)] = value
-    if "model_options" in given:
-        given["model_options"] = _parse_model_opts(given["model_options"])
-    if "image_size" in given:
-        try:
-            given["image_size"] = [int(v) for v in given["image_size"].replace("x", ",").split(",")]
-        except ValueError:
-            raise click.BadParameter(f"expected H,W, got {given['image_size']!r}", param_hint="--image-size") from None
-    if "classes" in given:
-        given["classes"] = [int(c) if c.strip().lstrip("-").isdigit() else c.strip()
-                            for c in given["classes"].split(",") if c.strip()]
+    given = given_fields(ctx, options)
 
     # Values and names that need no TensorFlow are checked first: a typo costs no TF import.
     replay = False

@@ -7,6 +7,7 @@ from click.core import ParameterSource
 
 from kerasdl.tfquiet import import_tensorflow
 
+from .config_options import config_option, to_field
 from .render import print_rows
 
 EPILOG = """\b
@@ -27,20 +28,23 @@ space.yaml overrides or extends the model's default space:
 
 
 @click.command("tune", epilog=EPILOG)
-@click.option("--model", "-m", default=None, help="Registry name.  [default: mlp]")
-@click.option("--dataset", "-d", default=None, help="Dataset name.  [default: digits]")
+# Options that set the trials' RunConfig fields come from the fields (kerasdl/config.py), with the
+# search's own defaults.
+@config_option("model", default="mlp")
+@config_option("dataset", default="digits")
+@config_option("task")
+@config_option("task_options")
 @click.option("--tuner", default=None, help="random, grid, bayesian or hyperband.  [default: random]")
 @click.option("--max-trials", type=click.IntRange(min=1), default=None,
               help="Trials to run (random, grid, bayesian).  [default: 10]")
 @click.option("--objective", default=None, help="val_loss, val_accuracy, val_nll or val_ece (on the validation "
               "split).  [default: val_loss]")
-@click.option("--epochs", "-e", type=click.IntRange(min=1), default=None,
-              help="Epochs per trial; hyperband's largest budget.  [default: 10]")
+@config_option("epochs", default=10, help="Epochs per trial; hyperband's largest budget.")
 @click.option("--space", "space_file", type=click.Path(dir_okay=False), default=None,
               help="YAML search space that overrides or extends the model's default.")
-@click.option("--seed", type=int, default=None, help="Seed of the search and of every trial.  [default: 0]")
+@config_option("seed", help="Seed of the search and of every trial.")
 @click.option("--name", default=None, help="Tune directory name.  [default: tune-<model>-<dataset>-<time>]")
-@click.option("--output-dir", type=click.Path(file_okay=False), default=None, help="[default: runs]")
+@config_option("output_dir", help="Where the tune directory goes.")
 @click.option("--show-space", is_flag=True, help="Print the search space and exit.")
 @click.option("--resume", "resume_dir", type=click.Path(), default=None,
               help="Continue an interrupted search; finished trials are not redone.")
@@ -58,8 +62,8 @@ space.yaml overrides or extends the model's default space:
               help="Run as the chief or a worker of the search in this (shared) tune directory, as the "
                    "KERASTUNER_TUNER_ID / KERASTUNER_ORACLE_IP / KERASTUNER_ORACLE_PORT variables say.")
 @click.pass_context
-def tune_command(ctx, model, dataset, tuner, max_trials, objective, epochs, space_file, seed, name, output_dir,
-                 show_space, resume_dir, overwrite, trial_process, workers, prepare, join_dir):
+def tune_command(ctx, model, dataset, task, task_options, tuner, max_trials, objective, epochs, space_file, seed,
+                 name, output_dir, show_space, resume_dir, overwrite, trial_process, workers, prepare, join_dir):
     """Search hyperparameters; every trial is a kerasdl training run.
 
     Writes a ranked tune_results.csv, best.yaml (retrain with 'kerasdl train --config best.yaml')
@@ -85,8 +89,8 @@ def tune_command(ctx, model, dataset, tuner, max_trials, objective, epochs, spac
             click.echo(f"best config: {result.best_config}")
         return
     if resume_dir:
-        locked = ("model", "dataset", "tuner", "max_trials", "objective", "epochs", "space_file", "seed", "name",
-                  "output_dir", "trial_process")
+        locked = ("model", "dataset", "task", "task_options", "tuner", "max_trials", "objective", "epochs",
+                  "space_file", "seed", "name", "output_dir", "trial_process")
         given = [k for k in locked if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE]
         if given or overwrite:
             raise click.UsageError(f"--resume keeps the search's settings; cannot change {', '.join(given) or 'overwrite'}")
@@ -95,12 +99,12 @@ def tune_command(ctx, model, dataset, tuner, max_trials, objective, epochs, spac
         model, dataset = model or "mlp", dataset or "digits"
         from kerasdl.config import RunConfig
 
-        base = RunConfig(model=model, dataset=dataset, epochs=epochs or 10, seed=seed or 0, patience=0)
+        base = RunConfig(model=model, dataset=dataset, epochs=epochs or 10, seed=seed or 0, patience=0, task=task,
+                         task_options=to_field("task_options", task_options))
         base.validate()
         from kerasdl.data import dataset_info
 
-        task = dataset_info(dataset).task
-        space = tuning.default_space(model, task)
+        space = tuning.default_space(model, dataset_info(dataset).task)
         if space_file:
             space = tuning.read_space(space_file, space)
         base_fields = {k: v for k, v in base.to_dict().items() if k not in ("name", "output_dir")}

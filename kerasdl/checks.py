@@ -27,11 +27,17 @@ LABELS = {
 SHORT_LIST = 6  # name the fitting models when there are at most this many
 
 
-def check_task(model: str, dataset: str, dataset_task: str) -> None:
+def check_task(model: str, dataset: str, dataset_task: str, requested: str = "auto") -> None:
     """Refuse a model whose registry task cannot train on a ``dataset_task`` set (e.g. a classifier
-    on segmentation masks, a segmenter on class labels)."""
+    on segmentation masks, a segmenter on class labels), and a ``--task`` other than ``auto`` that
+    is not the dataset's task (the current tasks are fixed by the data)."""
     from kerasdl.models import list_models, model_info
 
+    if requested not in ("auto", dataset_task):
+        raise KerasdlUsageError(
+            f"task {requested!r} does not fit dataset {dataset!r}, a {dataset_task} set "
+            f"({LABELS.get(dataset_task, dataset_task)}); use --task {dataset_task} or --task auto"
+        )
     task = model_info(model).task
     if dataset_task in FITS.get(task, (task,)):
         return

@@ -28,81 +28,174 @@ DROPOUT_SCHEDULES = ("constant", "early", "late")
 INPUT_NORMS = ("auto", "scale", "standardize", "channel_mean", "none")
 CALIBRATIONS = ("temperature", "vector", "matrix")  # see kerasdl/calibration.py
 LOSSES = tuple(LOSS_REGISTRY)  # see kerasdl/losses.py; binary_crossentropy: one sigmoid logit
-# Config-file keys may also be spelt as the `kerasdl train` flags: --lr -> lr, --batch-size -> batch-size.
-# Flag names that differ from the field name (beyond '-' for '_'):
-KEY_ALIASES = {"lr": "learning_rate", "min_lr": "min_learning_rate", "model_opt": "model_options"}
+# Problem types a run can name today (the Task classes of issue #14 will own this list); "auto":
+# inferred from the dataset and the model.
+TASKS = ("auto", "classification", "regression", "segmentation")
+
+# Sections of `kerasdl train --help`, in this order (RunConfig fields name theirs).
+GROUPS = ("Model and data", "Training", "Regularisation", "Gradient", "Transfer learning",
+          "Calibration and uncertainty", "Scale", "Output")
+
+
+def opt(default: Any = None, help: str = "", group: str = "", *, flag: str | None = None, short: str | None = None,
+        metavar: str | None = None, choices: tuple | None = None, kind: str | None = None, check: str | None = None,
+        shown: str | None = None, path: str | None = None, factory: Any = None, no_flag: str | None = None):
+    """A RunConfig field with what the command line and the checks need to know about it.
+
+    help, group: the option's help text and its ``--help`` section (one of :data:`GROUPS`);
+    flag, short: the option's name where it is not ``--<field-name>`` (bool fields: ``--x/--no-x``
+    unless flag says otherwise) and a short alias; metavar; shown: the ``[default: ...]`` text
+    where the default value alone says too little (default: the value itself, nothing for None);
+    choices + kind: a name from ``choices``, refused with the closest names (``unknown <kind>``);
+    choices without kind: the command line accepts only these (the library checks the rest);
+    check: "positive" (> 0), "nonnegative" (>= 0) or "unit" (in [0, 1)) — None passes where the
+    default is None; path: "dir" or "any" for path options; no_flag: the reason a field has no
+    option (none has, today). Click is not imported here (cli/config_options.py builds the options).
+    """
+    meta = {"help": help, "group": group, "flag": flag, "short": short, "metavar": metavar, "choices": choices,
+            "kind": kind, "check": check, "shown": shown, "path": path, "no_flag": no_flag}
+    if group not in GROUPS:
+        raise ValueError(f"unknown option group {group!r}")
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+DATA, TRAINING, REGULARISATION, GRADIENT, TRANSFER, CALIBRATION, SCALE, OUTPUT = GROUPS
 
 
 @dataclass
 class RunConfig:
-    """A training run, fully resolved. Field names are the YAML keys and the CLI option names."""
+    """A training run, fully resolved. Field names are the YAML keys and the CLI option names
+    (see :func:`opt`: each field carries its flag, help, ``--help`` section and checks)."""
 
-    model: str = "lenet5"
-    dataset: str = "mnist5k"
-    epochs: int = 20
-    batch_size: int = 64
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    momentum: float = 0.9  # used by "momentum" and "nesterov" (and rmsprop's momentum stays 0)
-    weight_decay: float | None = None  # None: the optimizer's own default (AdamW: 0.004)
-    schedule: str = "cosine"  # half-cosine decay to min_learning_rate over the run
-    warmup_epochs: float = 0.0
-    lr_decay_epochs: int = 10  # step schedule: multiply by lr_decay_factor every this many epochs
-    lr_decay_factor: float = 0.1  # step and plateau schedules
-    min_learning_rate: float = 0.0  # floor of cosine / one-cycle / plateau; cyclic's lower rate
-    lr_cycle_epochs: float = 4.0  # cyclic schedule: one full triangle (up and down) in this many epochs
+    model: str = opt("lenet5", "Registry name (see 'kerasdl models').", DATA, short="-m")
+    dataset: str = opt("mnist5k", "Offline name (see 'kerasdl datasets'), tfds catalog name, image folder, .npz "
+                       "or .csv.", DATA, short="-d")
+    epochs: int = opt(20, "Maximum epochs.", TRAINING, short="-e", check="positive")
+    batch_size: int = opt(64, "Batch size.", TRAINING, short="-b", check="positive")
+    optimizer: str = opt("adam", f"One of {', '.join(OPTIMIZERS)}.", TRAINING, choices=OPTIMIZERS, kind="optimizer")
+    learning_rate: float = opt(1e-3, "Base learning rate.", TRAINING, flag="--lr", check="positive")
+    # used by "momentum" and "nesterov" (and rmsprop's momentum stays 0)
+    momentum: float = opt(0.9, "Momentum for 'momentum'/'nesterov'.", TRAINING)
+    # None: the optimizer's own default (AdamW: 0.004)
+    weight_decay: float | None = opt(None, "Decoupled weight decay (optimizer default if unset).", TRAINING)
+    # half-cosine decay to min_learning_rate over the run
+    schedule: str = opt("cosine", f"LR schedule: {', '.join(SCHEDULES)}.", TRAINING, choices=SCHEDULES, kind="schedule")
+    warmup_epochs: float = opt(0.0, "Linear warmup length in epochs.", TRAINING)
+    # step schedule: multiply by lr_decay_factor every this many epochs
+    lr_decay_epochs: int = opt(10, "Step schedule period.", TRAINING, check="positive")
+    lr_decay_factor: float = opt(0.1, "Step/plateau multiplier.", TRAINING)  # step and plateau schedules
+    # floor of cosine / one-cycle / plateau; cyclic's lower rate
+    min_learning_rate: float = opt(0.0, "Floor for cosine/onecycle/plateau; cyclic's low rate.", TRAINING,
+                                   flag="--min-lr")
+    # cyclic schedule: one full triangle (up and down) in this many epochs
+    lr_cycle_epochs: float = opt(4.0, "Cyclic schedule: epochs per up-and-down cycle.", TRAINING,
+                                 check="positive")
     # ---- regularisation (all off by default) ----
-    init: str | None = None  # re-initialise every kernel: he | glorot | lecun | orthogonal | zeros
-    l1: float = 0.0  # L1 penalty on every kernel (not biases / norm parameters)
-    l2: float = 0.0  # L2 penalty on every kernel (coupled, in the loss; see weight_decay for decoupled)
-    max_norm: float | None = None  # max-norm constraint on each unit's incoming weights
-    dropout_schedule: str = "constant"  # early: dropout only before epoch dropout_epochs; late: only from it
-    dropout_epochs: int = 0
-    label_smoothing: float = 0.0
-    stochastic_depth: float | None = None  # residual nets: drop rate of the last block (linear rule)
+    init: str | None = opt(None, f"Re-initialise every kernel: {', '.join(INITIALIZERS)} (zeros shows the symmetry "
+                           "failure).", REGULARISATION, choices=INITIALIZERS, kind="initializer",
+                           shown="the builder's own")
+    # L1 / L2 penalty on every kernel (not biases / norm parameters)
+    l1: float = opt(0.0, "L1 penalty on every kernel, added to the loss.", REGULARISATION, check="nonnegative")
+    l2: float = opt(0.0, "L2 penalty on every kernel, added to the loss (coupled; see --weight-decay for "
+                    "decoupled).", REGULARISATION, check="nonnegative")
+    max_norm: float | None = opt(None, "Max-norm constraint: each unit's incoming weight vector has L2 norm <= C "
+                                 "after every update.", REGULARISATION, check="positive")
+    dropout_schedule: str = opt("constant", f"{', '.join(DROPOUT_SCHEDULES)}: early = dropout only in the first "
+                                "--dropout-epochs epochs, late = only after them (Liu et al. 2023).", REGULARISATION,
+                                choices=DROPOUT_SCHEDULES, kind="dropout schedule")
+    dropout_epochs: int = opt(0, "K of the early/late dropout schedule.", REGULARISATION, check="nonnegative")
+    label_smoothing: float = opt(0.0, "Cross-entropy on targets (1-e)*onehot + e/K.", REGULARISATION, check="unit")
+    # residual nets: drop rate of the last block (linear rule)
+    stochastic_depth: float | None = opt(None, "Residual nets: drop-path rate of the last block, linearly less "
+                                         "before (Huang et al. 2016).", REGULARISATION, check="unit")
     # ---- gradients ----
-    clip_value: float | None = None  # clip every gradient element to [-v, v]
-    clip_norm: float | None = None  # rescale the whole gradient to global L2 norm <= n
-    agc: float | None = None  # adaptive gradient clipping, unit-wise ratio lambda (Brock et al. 2021)
-    accumulate: int = 1  # gradient accumulation: one update every this many batches
-    ema: float | None = None  # exponential moving average of the weights, momentum (e.g. 0.999)
+    clip_value: float | None = opt(None, "Clip every gradient element to [-V, V].", GRADIENT, check="positive")
+    clip_norm: float | None = opt(None, "Rescale the gradient to global L2 norm <= N.", GRADIENT, check="positive")
+    agc: float | None = opt(None, "Adaptive gradient clipping (Brock et al. 2021): clip each unit's gradient to "
+                            "LAMBDA x its weight norm (e.g. 0.01).", GRADIENT, metavar="LAMBDA", check="positive")
+    accumulate: int = opt(1, "Gradient accumulation: one update every N batches (effective batch N x batch "
+                          "size).", GRADIENT, check="positive")
+    ema: float | None = opt(None, "Exponential moving average of the weights (e.g. 0.999); validation, "
+                            "checkpoints and the saved model use the averaged weights.", GRADIENT, metavar="MOMENTUM")
     # ---- inputs ----
-    input_norm: str = "auto"  # auto | scale | standardize | channel_mean | none
-    diagnostics: bool = False  # gradient norms, activation statistics, dead ReLUs -> TensorBoard
-    augment: str = "auto"  # training-split augmentation: auto | none | policy | a,b,c (see augment.py)
-    loss: str | None = None  # None: sparse categorical cross-entropy (classes) or mse (regression)
-    patience: int = 10  # early stopping on `monitor`; 0 turns it off
-    monitor: str = "val_loss"
-    seed: int = 0
-    name: str | None = None  # run directory name; default "<model>-<dataset>-<timestamp>"
-    output_dir: str = "runs"
-    data_dir: str | None = None  # tfds data dir; default $KERASDL_DATA_DIR or ~/tensorflow_datasets
-    download: bool | None = None  # None: download tfds catalog sets unless KERASDL_OFFLINE=1
-    label_column: str | None = None  # .csv datasets: the label column (default: label, target, y or class)
-    model_options: dict = field(default_factory=dict)  # extra build_model(**overrides)
-    image_size: list | None = None  # resize image inputs to [height, width] (families needing >= 32 px)
-    classes: list | None = None  # train on these classes only (indices or names), relabelled 0..k-1
-    train_per_class: int | None = None  # label budget: at most this many training examples per class
-    init_from: str | None = None  # transfer learning: start from this run's best weights
-    pretrained: str | None = None  # "imagenet": keras.applications' ImageNet weights (kerasdl.pretrained)
-    freeze: str = "none"  # "backbone": train only the head (+ the last `unfreeze_last` weighted layers)
-    unfreeze_last: int = 0
+    input_norm: str = opt("auto", f"Input normalisation: {', '.join(INPUT_NORMS)} (statistics from the train "
+                          "split; channel_mean = per-channel mean subtraction).", DATA, choices=INPUT_NORMS,
+                          kind="input normalisation")
+    diagnostics: bool = opt(False, "Log per-layer gradient norms, activation statistics and dead ReLUs to "
+                            "TensorBoard and diagnostics.csv; warn on vanishing/exploding gradients.", GRADIENT,
+                            flag="--diagnostics")
+    augment: str = opt("auto", augment.HELP, DATA)  # training split only (see augment.py)
+    loss: str | None = opt(None, f"One of {', '.join(LOSSES)}; classification losses take the logits "
+                           "(binary_crossentropy: two-class sets, one logit).", TRAINING, choices=LOSSES, kind="loss",
+                           shown="sparse_categorical_crossentropy, mse for regression")
+    patience: int = opt(10, "Early-stopping patience, 0 = off.", TRAINING, check="nonnegative")
+    monitor: str = opt("val_loss", "Metric for early stopping and the best checkpoint.", TRAINING)
+    seed: int = opt(0, "Random seed (same seed, same data, same metrics).", OUTPUT)
+    name: str | None = opt(None, "Run name (folder under --output-dir).", OUTPUT, shown="<model>-<dataset>-<time>")
+    output_dir: str = opt("runs", "Where runs go.", OUTPUT, path="dir")
+    data_dir: str | None = opt(None, "Where tfds datasets are prepared/read.", DATA, path="dir",
+                               shown="$KERASDL_DATA_DIR or ~/tensorflow_datasets")
+    download: bool | None = opt(None, "Allow downloading tfds catalog datasets.", DATA,
+                                shown="yes unless KERASDL_OFFLINE=1")
+    label_column: str | None = opt(None, "A .csv dataset's label column.", DATA, metavar="NAME",
+                                   shown="the first of label, target, y, class")
+    model_options: dict = opt(help="Builder override, repeatable (e.g. --model-opt depth=3 --model-opt "
+                              "activation=tanh).", group=DATA, flag="--model-opt", metavar="KEY=VALUE", factory=dict)
+    image_size: list | None = opt(None, "Resize images, e.g. 32,32 (for nets that need larger inputs).", DATA,
+                                  metavar="H,W")
+    classes: list | None = opt(None, "Train on these classes only, e.g. '5,6,7,8,9' (relabelled 0..k-1).", DATA,
+                               metavar="LIST")
+    train_per_class: int | None = opt(None, "Label budget: at most N training examples per class.", DATA,
+                                      check="positive")
+    init_from: str | None = opt(None, "Transfer learning: start from this run's best weights (layers matched by "
+                                "name and shape; a head of another size is re-initialised).", TRANSFER, path="any")
+    pretrained: str | None = opt(None, "Start from keras.applications' ImageNet weights (models with a "
+                                 "keras.applications twin; read from ~/.keras/models, downloaded unless offline; "
+                                 "a head of another size is new).", TRANSFER, choices=("imagenet",))
+    freeze: str = opt("none", "With --init-from or --pretrained: 'backbone' trains only the head, 'none' "
+                      "fine-tunes all.", TRANSFER, choices=FREEZE, kind="freeze mode")
+    unfreeze_last: int = opt(0, "With --freeze backbone: also train the last N weighted layers.", TRANSFER,
+                             check="nonnegative")
     # ---- calibration and uncertainty (classifiers) ----
-    calibrate: bool = True  # fit a calibration map on the validation split when training ends
-    calibration: str = "temperature"  # temperature | vector | matrix (Guo et al. 2017)
-    ece_bins: int = 15  # equal-width confidence bins of ECE / MCE / reliability diagrams
-    conformal_alpha: float | None = None  # also fit split-conformal sets with coverage 1 - alpha
-    ensemble: int = 1  # deep ensemble: train this many members (seeds seed .. seed + n - 1)
+    calibrate: bool = opt(True, "Classifiers: fit a calibration map on the validation split when training ends "
+                          "(calibration.json, reliability diagram); evaluate, predict and export use it.", CALIBRATION)
+    calibration: str = opt("temperature", f"Calibration map: {', '.join(CALIBRATIONS)} (Guo et al. 2017).", CALIBRATION,
+                           choices=CALIBRATIONS, kind="calibration method")
+    ece_bins: int = opt(15, "Equal-width bins of ECE and the reliability diagram.", CALIBRATION, check="positive")
+    conformal_alpha: float | None = opt(None, "Also calibrate split-conformal prediction sets (LAC and APS) with "
+                                        "coverage 1 - ALPHA on validation, e.g. 0.1.", CALIBRATION, metavar="ALPHA")
+    ensemble: int = opt(1, "Deep ensemble: train N members (seeds seed..seed+N-1) in <run>/members/; evaluate, "
+                        "predict and export use the averaged probabilities.", CALIBRATION, metavar="N",
+                        check="positive")
     # ---- scale (see kerasdl/distribute.py) ----
-    strategy: str = "auto"  # auto | one_device | mirrored | multi_worker | tpu
-    cpu_devices: int = 1  # split the CPU into this many logical devices (mirrored on a CPU-only machine)
-    precision: str = "float32"  # float32 | mixed_float16 | mixed_bfloat16
-    jit: bool = False  # XLA-compile the train step (keras jit_compile)
-    steps_per_execution: int | None = None  # batches per compiled call; None: auto (see resolved_steps_per_execution)
-    lr_scaling: str = "none"  # none | linear | sqrt: scale learning_rate by batch_size / lr_base_batch
-    lr_base_batch: int = 64  # the batch size learning_rate was chosen for
-    export: bool = False  # also export a SavedModel when training finishes
-    export_dir: str = "saved_models"
+    strategy: str = opt("auto", f"tf.distribute strategy: {', '.join(STRATEGIES)}. auto = multi_worker when "
+                        "TF_CONFIG names several tasks, mirrored with several GPUs, else one device. --batch-size "
+                        "is the global batch, split over the replicas.", SCALE, choices=STRATEGIES, kind="strategy")
+    cpu_devices: int = opt(1, "Split the CPU into N logical devices (mirrored data parallelism on a CPU-only "
+                           "machine).", SCALE, metavar="N", check="positive")
+    precision: str = opt("float32", f"{', '.join(PRECISIONS)}: 16-bit compute with float32 weights (float16 adds "
+                         "loss scaling); the saved model is float32.", SCALE, choices=PRECISIONS, kind="precision")
+    jit: bool = opt(False, "XLA-compile the train step (turns TF op determinism off).", SCALE)
+    # None: auto (see resolved_steps_per_execution)
+    steps_per_execution: int | None = opt(None, "Run N batches per compiled call (less Python overhead per step; "
+                                          "the same updates; callbacks see every Nth batch).", SCALE, metavar="N",
+                                          check="positive",
+                                          shown="32; 1 under a distribution strategy or with the plateau "
+                                                "schedule's warmup")
+    lr_scaling: str = opt("none", f"{', '.join(LR_SCALINGS)}: scale --lr by batch/--lr-base-batch (linear: Goyal "
+                          "et al. 2017) or its square root.", SCALE, choices=LR_SCALINGS,
+                          kind="learning-rate scaling rule")
+    lr_base_batch: int = opt(64, "Batch size --lr was chosen for.", SCALE, check="positive")
+    export: bool = opt(False, "Export a SavedModel when training ends.", OUTPUT)
+    export_dir: str = opt("saved_models", "Export root; SavedModels go to <export-dir>/<name>/<version>/.", OUTPUT,
+                          path="dir")
+    # ---- the task (issue #14): appended, so older config.yaml files replay unchanged ----
+    task: str = opt("auto", f"Problem type: {', '.join(TASKS)} (auto: from the dataset and the model).", DATA,
+                    choices=TASKS, kind="task")
+    task_options: dict = opt(help="Task option, repeatable (e.g. --task-opt noise=0.3); the current tasks take "
+                             "none.", group=DATA, flag="--task-opt", metavar="KEY=VALUE", factory=dict)
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -129,31 +222,16 @@ class RunConfig:
 
     # ---- checks -------------------------------------------------------------------------
     def validate(self) -> None:
-        """Check every value early, echoing what was received (exit code 2 in the CLI)."""
-        for key in ("epochs", "batch_size"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise KerasdlUsageError(f"{key} must be a positive integer. Received: {key}={value!r}")
-        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
-            raise KerasdlUsageError(
-                f"learning_rate must be > 0. Received: learning_rate={self.learning_rate!r}"
-            )
-        if self.optimizer not in OPTIMIZERS:
-            raise UnknownNameError("optimizer", str(self.optimizer), OPTIMIZERS)
-        if self.schedule not in SCHEDULES:
-            raise UnknownNameError("schedule", str(self.schedule), SCHEDULES)
+        """Check every value early, echoing what was received (exit code 2 in the CLI): first each
+        field's own check (its ``opt(choices=, kind=, check=)``), then the rules between fields."""
+        for f in dataclasses.fields(self):
+            _check_field(f, getattr(self, f.name))
         augment.parse(self.augment)  # unknown names, 'none' with others (the data decides the rest)
-        if self.loss is not None and self.loss not in LOSSES:
-            raise UnknownNameError("loss", str(self.loss), LOSSES)
         if self.warmup_epochs < 0 or self.warmup_epochs >= self.epochs:
             raise KerasdlUsageError(
                 "warmup_epochs must be >= 0 and smaller than epochs. "
                 f"Received: warmup_epochs={self.warmup_epochs!r}, epochs={self.epochs!r}"
             )
-        if self.init is not None and self.init not in INITIALIZERS:
-            raise UnknownNameError("initializer", str(self.init), INITIALIZERS)
-        if self.dropout_schedule not in DROPOUT_SCHEDULES:
-            raise UnknownNameError("dropout schedule", str(self.dropout_schedule), DROPOUT_SCHEDULES)
         if self.dropout_schedule != "constant" and not (
             isinstance(self.dropout_epochs, int) and 1 <= self.dropout_epochs < self.epochs
         ):
@@ -161,15 +239,6 @@ class RunConfig:
                 f"dropout_schedule={self.dropout_schedule!r} needs 1 <= dropout_epochs < epochs. "
                 f"Received: dropout_epochs={self.dropout_epochs!r}, epochs={self.epochs!r}"
             )
-        if self.input_norm not in INPUT_NORMS:
-            raise UnknownNameError("input normalisation", str(self.input_norm), INPUT_NORMS)
-        for key in ("l1", "l2"):
-            if not (isinstance(getattr(self, key), (int, float)) and getattr(self, key) >= 0):
-                raise KerasdlUsageError(f"{key} must be >= 0. Received: {key}={getattr(self, key)!r}")
-        for key in ("max_norm", "clip_value", "clip_norm", "agc", "lr_cycle_epochs"):
-            value = getattr(self, key)
-            if value is not None and not (isinstance(value, (int, float)) and value > 0):
-                raise KerasdlUsageError(f"{key} must be > 0. Received: {key}={value!r}")
         if self.clip_value is not None and self.clip_norm is not None:  # keras optimizers take one
             raise KerasdlUsageError(
                 "give one of clip_value (per element) and clip_norm (global norm), not both. "
@@ -177,60 +246,28 @@ class RunConfig:
             )
         if self.label_column is not None and not (isinstance(self.label_column, str) and self.label_column):
             raise KerasdlUsageError(f"label_column must be a column name. Received: label_column={self.label_column!r}")
-        if not (0.0 <= self.label_smoothing < 1.0):
-            raise KerasdlUsageError(
-                f"label_smoothing must be in [0, 1). Received: label_smoothing={self.label_smoothing!r}"
-            )
-        if self.stochastic_depth is not None and not (0.0 <= self.stochastic_depth < 1.0):
-            raise KerasdlUsageError(
-                f"stochastic_depth must be in [0, 1). Received: stochastic_depth={self.stochastic_depth!r}"
-            )
-        if self.ema is not None and not (0.0 < self.ema < 1.0):
+        if self.ema is not None and not (isinstance(self.ema, (int, float)) and 0.0 < self.ema < 1.0):
             raise KerasdlUsageError(f"ema (a momentum) must be in (0, 1). Received: ema={self.ema!r}")
-        if not isinstance(self.accumulate, int) or isinstance(self.accumulate, bool) or self.accumulate < 1:
-            raise KerasdlUsageError(f"accumulate must be a positive integer. Received: accumulate={self.accumulate!r}")
-        if self.calibration not in CALIBRATIONS:
-            raise UnknownNameError("calibration method", str(self.calibration), CALIBRATIONS)
-        if not isinstance(self.calibrate, bool):
-            raise KerasdlUsageError(f"calibrate must be true or false. Received: calibrate={self.calibrate!r}")
-        if self.strategy not in STRATEGIES:
-            raise UnknownNameError("strategy", str(self.strategy), STRATEGIES)
-        if self.precision not in PRECISIONS:
-            raise UnknownNameError("precision", str(self.precision), PRECISIONS)
-        if self.lr_scaling not in LR_SCALINGS:
-            raise UnknownNameError("learning-rate scaling rule", str(self.lr_scaling), LR_SCALINGS)
-        if not isinstance(self.jit, bool):
-            raise KerasdlUsageError(f"jit must be true or false. Received: jit={self.jit!r}")
-        if self.steps_per_execution is not None and (
-            not isinstance(self.steps_per_execution, int) or isinstance(self.steps_per_execution, bool)
-            or self.steps_per_execution < 1
-        ):
-            raise KerasdlUsageError("steps_per_execution must be a positive integer (or null for auto). "
-                                    f"Received: steps_per_execution={self.steps_per_execution!r}")
-        for key in ("ece_bins", "ensemble", "cpu_devices", "lr_base_batch"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise KerasdlUsageError(f"{key} must be a positive integer. Received: {key}={value!r}")
         if self.conformal_alpha is not None and not (
             isinstance(self.conformal_alpha, (int, float)) and 0.0 < self.conformal_alpha < 1.0
         ):
             raise KerasdlUsageError(
                 f"conformal_alpha must be in (0, 1). Received: conformal_alpha={self.conformal_alpha!r}"
             )
-        if self.patience < 0:
-            raise KerasdlUsageError(f"patience must be >= 0. Received: patience={self.patience!r}")
-        if not isinstance(self.model_options, dict):
+        for key in ("model_options", "task_options"):
+            if not isinstance(getattr(self, key), dict):
+                raise KerasdlUsageError(f"{key} must be a mapping. Received: {key}={getattr(self, key)!r}")
+        for key in self.task_options:  # the current tasks take none (a task's options dataclass will say)
             raise KerasdlUsageError(
-                f"model_options must be a mapping. Received: model_options={self.model_options!r}"
+                f"unknown task option {key!r}: task {self.task!r} takes no --task-opt options. "
+                f"Received: task_options={self.task_options!r}"
             )
         if self.image_size is not None and (
             not isinstance(self.image_size, (list, tuple)) or len(self.image_size) != 2
             or not all(isinstance(s, int) and s > 0 for s in self.image_size)
         ):
             raise KerasdlUsageError(f"image_size must be [height, width]. Received: image_size={self.image_size!r}")
-        if self.freeze not in FREEZE:
-            raise UnknownNameError("freeze mode", str(self.freeze), FREEZE)
-        if self.unfreeze_last < 0 or (self.unfreeze_last and self.freeze != "backbone"):
+        if self.unfreeze_last and self.freeze != "backbone":
             raise KerasdlUsageError(
                 "unfreeze_last needs freeze='backbone' and must be >= 0. "
                 f"Received: unfreeze_last={self.unfreeze_last!r}, freeze={self.freeze!r}"
@@ -248,10 +285,6 @@ class RunConfig:
         if self.freeze == "backbone" and not (self.init_from or self.pretrained):
             raise KerasdlUsageError(
                 "freeze='backbone' needs init_from (a run to take the backbone from) or pretrained='imagenet'"
-            )
-        if self.train_per_class is not None and (not isinstance(self.train_per_class, int) or self.train_per_class < 1):
-            raise KerasdlUsageError(
-                f"train_per_class must be a positive integer. Received: train_per_class={self.train_per_class!r}"
             )
         if self.name is not None and (not self.name or "/" in self.name or self.name in (".", "..")):
             raise KerasdlUsageError(f"run name must be a plain folder name. Received: name={self.name!r}")
@@ -278,6 +311,48 @@ class RunConfig:
 
     def save(self, path: str) -> None:
         write_yaml(path, self.to_dict())
+
+
+def field_type(f: dataclasses.Field) -> str:
+    """A field's value type without its ``| None``: "int", "float", "str", "bool", "list" or "dict"."""
+    return str(f.type).split("|")[0].strip()
+
+
+def _check_field(f: dataclasses.Field, value: Any) -> None:
+    """One field's own check (see :func:`opt`); messages echo what was received."""
+    meta, key = f.metadata, f.name
+    if value is None and f.default is None:
+        return
+    if meta.get("kind"):  # a name from a list: the closest names on a typo
+        if value not in meta["choices"]:
+            raise UnknownNameError(meta["kind"], str(value), meta["choices"])
+        return
+    kind, check = field_type(f), meta.get("check")
+    if kind == "bool" and not isinstance(value, bool):
+        raise KerasdlUsageError(f"{key} must be true or false. Received: {key}={value!r}")
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "int" and check == "positive" and not (isinstance(value, int) and number and value >= 1):
+        raise KerasdlUsageError(f"{key} must be a positive integer. Received: {key}={value!r}")
+    if check == "positive" and not (number and value > 0):
+        raise KerasdlUsageError(f"{key} must be > 0. Received: {key}={value!r}")
+    if check == "nonnegative" and not (number and value >= 0):
+        raise KerasdlUsageError(f"{key} must be >= 0. Received: {key}={value!r}")
+    if check == "unit" and not (number and 0.0 <= value < 1.0):
+        raise KerasdlUsageError(f"{key} must be in [0, 1). Received: {key}={value!r}")
+
+
+def _flag_aliases() -> dict:
+    """Config-file keys may also be spelt as the `kerasdl train` flags (--lr -> lr, --batch-size ->
+    batch-size): the flags whose name differs from the field's (beyond '-' for '_')."""
+    out = {}
+    for f in dataclasses.fields(RunConfig):
+        flag = (f.metadata.get("flag") or "").split("/")[0].lstrip("-").replace("-", "_")
+        if flag and flag != f.name:
+            out[flag] = f.name
+    return out
+
+
+KEY_ALIASES = _flag_aliases()  # {"lr": "learning_rate", "min_lr": "min_learning_rate", "model_opt": ...}
 
 
 def replay_name(output_dir: str, name: str) -> str:

@@ -204,7 +204,7 @@ def build_for_dataset(config: RunConfig, info):
     from kerasdl import checks
     from kerasdl.models import build_model
 
-    checks.check_task(config.model, config.dataset, info.task)
+    checks.check_task(config.model, config.dataset, info.task, getattr(config, "task", "auto"))
     try:
         model = build_model(
             config.model, input_shape=tuple(info.input_shape), num_classes=runs.output_units(config, info),

@@ -60,6 +60,11 @@ def test_model_task_must_match_the_dataset_task(cli_inprocess, tmp_path, model, 
         assert needle in message, message
 
 
+def test_a_task_that_does_not_fit_the_dataset_is_refused(cli_inprocess, tmp_path):
+    message = refused(cli_inprocess, tmp_path, "--model", "mlp", "--dataset", "digits", "--task", "regression")
+    assert "regression" in message and "classification" in message, message
+
+
 def test_segmentation_output_must_match_the_mask_size(cli_inprocess, tmp_path):
     # padding='valid' shrinks U-Net's output (64 -> 48 with one level): the masks are 64x64.
     message = refused(cli_inprocess, tmp_path, "--model", "unet", "--dataset", "shapes", "--model-opt", "depth=1",
