@@ -53,23 +53,12 @@ def _check_model_name(name: str) -> None:
     catalogue without TensorFlow; where it must import the family modules after all (a catalogue
     older than the code), TensorFlow's native start-up lines are kept off the terminal, as
     ``import_tensorflow`` does."""
-    import os
-    import sys
+    from kerasdl.tfquiet import native_stderr_silenced
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            try:
-                from kerasdl.models import model_info
+    with native_stderr_silenced():
+        from kerasdl.models import model_info
 
-                model_info(name)
-            finally:
-                os.dup2(saved, 2)
-    finally:
-        os.close(saved)
+        model_info(name)
 
 
 def _is_stored_run_config(path: str) -> bool:
