@@ -11,6 +11,7 @@ multi-worker runs are not covered by that guarantee.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -329,6 +330,26 @@ def _exists_message(run_dir: str) -> str:
     return f"run directory {run_dir} already exists; choose another --name, or pass --overwrite to replace it"
 
 
+@contextlib.contextmanager
+def _marks_stopped(run_dir: str):
+    """Around a run whose folder is claimed: Ctrl-C leaves metrics.json ``interrupted`` and raises
+    :class:`RunInterrupted`; any other error leaves it ``failed`` (a ``TrainingFailed`` run has
+    usually written why already: then its record is kept)."""
+    try:
+        yield
+    except TrainingFailed as exc:
+        record = runs.read_json(runs.path(run_dir, runs.METRICS), default={}) or {}
+        if record.get("status") == "running":  # e.g. an ensemble member failed: say so at the top too
+            _mark_stopped(run_dir, exc)
+        raise
+    except KeyboardInterrupt as exc:
+        _mark_stopped(run_dir, exc)
+        raise RunInterrupted(run_dir) from None
+    except Exception as exc:
+        _mark_stopped(run_dir, exc)
+        raise
+
+
 def _mark_stopped(run_dir: str, exc: BaseException) -> None:
     """metrics.json of a run that stopped on an exception: ``interrupted`` (Ctrl-C) or ``failed``.
 
@@ -386,17 +407,9 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
     # Everything that can be refused is checked before the run directory is touched.
     setup = _setup(config, strategy, steps_per_execution)
     _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
-    try:
+    with _marks_stopped(run_dir):
         return _train_chief(config, setup, strategy, replicas, role, steps_per_execution, resume=resume,
                             rich_progress=rich_progress, echo=echo, progress=progress)
-    except TrainingFailed:
-        raise  # metrics.json already says why
-    except KeyboardInterrupt as exc:
-        _mark_stopped(run_dir, exc)
-        raise RunInterrupted(run_dir) from None
-    except Exception as exc:
-        _mark_stopped(run_dir, exc)
-        raise
 
 
 def _train_chief(config: RunConfig, setup, strategy, replicas: int, role, steps_per_execution: int, *,
@@ -700,14 +713,8 @@ def _train_ensemble(config: RunConfig, *, resume: bool, overwrite: bool, rich_pr
     make_loss(config, info)
     build_for_dataset(config, info)  # a shape the model cannot take: refused before any folder is made
     _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
-    try:
+    with _marks_stopped(run_dir):
         return _train_members(config, data, rich_progress=rich_progress, echo=echo, progress=progress)
-    except KeyboardInterrupt as exc:
-        _mark_stopped(run_dir, exc)
-        raise RunInterrupted(run_dir) from None
-    except Exception as exc:
-        _mark_stopped(run_dir, exc)
-        raise
 
 
 def _train_members(config: RunConfig, data: dict, *, rich_progress, echo, progress: bool) -> TrainResult:
