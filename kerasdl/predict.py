@@ -60,11 +60,10 @@ def training_input_stats(config) -> dict[str, Any] | None:
     offline; None when the data cannot be read (the checks are advisory)."""
     from kerasdl.data import load_dataset
 
-    kw = {"label_column": getattr(config, "label_column", None)} if getattr(config, "label_column", None) else {}
     try:
         ds, _ = load_dataset(config.dataset, "train", batch_size=1000, data_dir=config.data_dir, shuffle=False,
-                             download=False, normalize=False, cache=False,
-                             image_size=tuple(config.image_size) if config.image_size else None, **kw)
+                             download=False, normalize=False, cache=False, label_column=config.label_column,
+                             image_size=tuple(config.image_size) if config.image_size else None)
         xs = [np.asarray(x) for x, _ in ds.take(-(-STATS_EXAMPLES // 1000))]
     except Exception:  # noqa: BLE001 -- moved or missing data: no statistics, no warnings
         return None

@@ -9,6 +9,11 @@ import sys
 
 import pytest
 
+# Helpers shared by test modules (tests/clihelpers.py): importable by name, asserts rewritten.
+# Only this folder goes on sys.path, never the repository root (tests import the installed kerasdl).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+pytest.register_assert_rewrite("clihelpers")
+
 # Tests never download: catalog datasets must already be prepared, and ours build from packages.
 os.environ["KERASDL_OFFLINE"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

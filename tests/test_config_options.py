@@ -15,6 +15,8 @@ import yaml
 from kerasdl.config import GROUPS, KEY_ALIASES, TASKS, RunConfig
 from kerasdl.errors import KerasdlUsageError, UnknownNameError
 
+from clihelpers import assert_one_line_error
+
 FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
 # Fields deliberately without a `train` option, with the reason (none today; a field added with
 # opt(no_flag="...") must say why here too).
@@ -26,15 +28,6 @@ TUNE_OWN = {"name": "the tune directory's name, not a trial run's"}
 def default_of(name):
     f = FIELDS[name]
     return f.default_factory() if f.default is dataclasses.MISSING else f.default
-
-
-def assert_one_line_error(proc, *needles):
-    assert proc.returncode == 2, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    assert "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), proc.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def test_every_field_has_its_train_option_with_the_same_default():
