@@ -23,14 +23,16 @@ def predict_logits(model, dataset) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(outputs), np.concatenate(labels)
 
 
-def evaluate_model(model, dataset, info, *, n_bins: int = 15, calibrator=None, conformal: dict | None = None) -> dict:
+def evaluate_model(model, dataset, info, *, n_bins: int = 15, calibrator=None, conformal: dict | None = None,
+                   predicted: tuple | None = None) -> dict:
     """Every figure for ``info.task`` on ``dataset``; ``loss`` is the training loss's value.
 
     Classifiers also get Brier, MCE, adaptive and classwise ECE; with a fitted ``calibrator``
     (:class:`kerasdl.calibration.Calibrator`) the same figures after calibration go under
     ``"calibrated"``, and with ``conformal`` ({score: Conformal}) the sets' coverage and size.
+    ``predicted``: :func:`predict_logits` of ``model`` on ``dataset`` when the caller already has it.
     """
-    logits, labels = predict_logits(model, dataset)
+    logits, labels = predicted if predicted is not None else predict_logits(model, dataset)
     if info.task == "regression":
         report = metrics.regression_report(labels, logits[:, 0])
         report["loss"] = report["mse"]
@@ -63,13 +65,14 @@ def evaluate_model(model, dataset, info, *, n_bins: int = 15, calibrator=None, c
 SEGMENTATION_EXAMPLES = 4  # predicted-mask examples per figure
 
 
-def write_plots(report: dict, info, run_dir: str, split: str, *, model=None, dataset=None) -> list[str]:
+def write_plots(report: dict, info, run_dir: str, split: str, *, dataset=None, predicted=None) -> list[str]:
     """The run's figures for ``split`` under ``run_dir``/plots; returns their paths.
 
     From ``report``: the confusion matrix (classifiers, and segmenters per pixel). With the
-    ``model`` and the batched ``dataset`` it was evaluated on: a regressor's predicted-vs-true
-    scatter (``regression_scatter_<split>.png``, every example) and a segmenter's predicted masks
-    (``segmentation_examples_<split>.png``: input, true and predicted mask of the first examples).
+    batched, unshuffled ``dataset`` that was evaluated and its :func:`predict_logits` ``predicted``
+    (outputs, labels): a regressor's predicted-vs-true scatter (``regression_scatter_<split>.png``,
+    every example) and a segmenter's predicted masks (``segmentation_examples_<split>.png``: input,
+    true and predicted mask of the first examples).
     """
     out = []
     if "confusion_matrix" in report:
@@ -79,19 +82,19 @@ def write_plots(report: dict, info, run_dir: str, split: str, *, model=None, dat
             np.array(report["confusion_matrix"]), info.class_names, file,
             title=f"confusion matrix ({split}, {what} {report['accuracy']:.2%})",
         ))
-    if model is None or dataset is None:
+    if dataset is None or predicted is None:
         return out
+    outputs, labels = predicted
     if info.task == "regression":
-        predictions, labels = predict_logits(model, dataset)
         out.append(plots.regression_scatter(
-            labels, predictions[:, 0], os.path.join(run_dir, runs.PLOTS, f"regression_scatter_{split}.png"),
+            labels, outputs[:, 0], os.path.join(run_dir, runs.PLOTS, f"regression_scatter_{split}.png"),
             title=f"predicted vs true ({split})",
         ))
     elif info.task == "segmentation":
         images, masks = _first_examples(dataset, SEGMENTATION_EXAMPLES)
-        predicted = np.argmax(np.asarray(model.predict_on_batch(images)), axis=-1)
         out.append(plots.segmentation_examples(
-            images, masks, predicted, os.path.join(run_dir, runs.PLOTS, f"segmentation_examples_{split}.png"),
+            images, masks, np.argmax(outputs[:len(images)], axis=-1),
+            os.path.join(run_dir, runs.PLOTS, f"segmentation_examples_{split}.png"),
             class_names=info.class_names, title=f"predicted masks ({split}, first {len(images)} examples)",
         ))
     return out
@@ -126,14 +129,15 @@ def evaluate_run(run_dir: str, split: str = "test", *, batch_size: int | None = 
     n_bins = n_bins or config.ece_bins
     dataset = load_splits(config, (split,), shuffle_train=False)[0][split]
     fitted = posthoc.load(run_dir) if posthoc.calibratable(run.info) else None
-    report = evaluate_model(run.model, dataset, run.info, n_bins=n_bins, calibrator=fitted and fitted.calibrator,
-                            conformal=fitted and fitted.conformal)
+    predicted = predict_logits(run.model, dataset)
+    report = evaluate_model(run.model, dataset, run.info, n_bins=n_bins, predicted=predicted,
+                            calibrator=fitted and fitted.calibrator, conformal=fitted and fitted.conformal)
     if mc_samples:
         if not posthoc.calibratable(run.info):
             raise KerasdlUsageError(f"MC dropout figures are for classifiers; {run_dir} is a {run.info.task} run")
         report["mc_dropout"] = posthoc.mc_dropout_report(run.model, dataset, samples=mc_samples, seed=config.seed,
                                                          n_bins=n_bins)
-    report["plots"] = write_plots(report, run.info, run_dir, split, model=run.model, dataset=dataset)
+    report["plots"] = write_plots(report, run.info, run_dir, split, dataset=dataset, predicted=predicted)
     file = runs.path(run_dir, runs.METRICS)
     record = runs.read_json(file, default={})
     record.setdefault("evaluation", {})[split] = report

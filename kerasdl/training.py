@@ -487,8 +487,9 @@ def _train_chief(config: RunConfig, setup, strategy, replicas: int, role, steps_
     model = main_output(model)  # auxiliary heads only help training
     model.save(runs.path(run_dir, runs.MODEL))
 
-    test = evaluation.evaluate_model(model, test_ds, info, n_bins=config.ece_bins)
-    test["plots"] = evaluation.write_plots(test, info, run_dir, "test", model=model, dataset=test_ds)
+    predicted = evaluation.predict_logits(model, test_ds)
+    test = evaluation.evaluate_model(model, test_ds, info, n_bins=config.ece_bins, predicted=predicted)
+    test["plots"] = evaluation.write_plots(test, info, run_dir, "test", dataset=test_ds, predicted=predicted)
     plots.learning_curves(history, runs.path(run_dir, os.path.join(runs.PLOTS, "learning_curves.png")),
                           title=f"{config.model} on {config.dataset}")
     images = sum(1 for r in history if r["epoch"] >= 0) * info.splits["train"]
@@ -739,8 +740,9 @@ def _train_members(config: RunConfig, data: dict, *, rich_progress, echo, progre
     shutil.copyfile(runs.path(members[0].run_dir, runs.DATASET), runs.path(run_dir, runs.DATASET))
     run = runs.load_run(run_dir)
     info, model = run.info, run.model
-    test = evaluation.evaluate_model(model, data["test"], info, n_bins=config.ece_bins)
-    test["plots"] = evaluation.write_plots(test, info, run_dir, "test", model=model, dataset=data["test"])
+    predicted = evaluation.predict_logits(model, data["test"])
+    test = evaluation.evaluate_model(model, data["test"], info, n_bins=config.ece_bins, predicted=predicted)
+    test["plots"] = evaluation.write_plots(test, info, run_dir, "test", dataset=data["test"], predicted=predicted)
     ensemble.plot_member_curves(run_dir, members, f"{config.ensemble} x {config.model} on {config.dataset}")
     member_figures = []
     for member in members:
