@@ -145,7 +145,7 @@ def depth_experiment(workdir: str, plots: str | None) -> None:
             if depth == 20:
                 profiles[activation] = dict(norms)
     if plots:
-        from kerasdl.diagnostics import plot_depth_profile
+        from kerasdl.engine.diagnostics import plot_depth_profile
 
         path = plot_depth_profile(profiles, os.path.join(plots, "depth_gradient_norms.png"),
                                   "gradient norm per layer after epoch 1, 20-layer MLPs on mnist5k")

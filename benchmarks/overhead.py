@@ -17,7 +17,7 @@ Both run in fresh subprocesses, interleaved; figures in ``_timing.py``: *steady*
 *inclusive* images/s (the whole ``fit`` minus the first epoch, so what runs between epochs, such
 as checkpoint and backup writes, counts).
 
-``--variants`` runs ``kerasdl.training.train`` in a subprocess (the same code path as the CLI)
+``--variants`` runs ``kerasdl.engine.fit.train`` in a subprocess (the same code path as the CLI)
 with one part replaced by a no-op at a time (monkeypatched in that process only), to find what
 costs.
 """
@@ -50,14 +50,14 @@ KERASDL_VARIANTS = {
 
 
 def kerasdl_worker(a) -> None:
-    """``kerasdl.training.train`` with the parts named in ``--off`` replaced by no-ops."""
+    """``kerasdl.engine.fit.train`` with the parts named in ``--off`` replaced by no-ops."""
     import csv
     import json
 
     import keras
 
-    from kerasdl import callbacks as cb
-    from kerasdl import training
+    from kerasdl.engine import callbacks as cb
+    from kerasdl.engine import fit as training
     from kerasdl.config import RunConfig
 
     off = set(filter(None, a.off.split(",")))

@@ -59,7 +59,7 @@ def main() -> None:
 
     from kerasdl.config import RunConfig
     from kerasdl.data import dataset_info
-    from kerasdl.tuning import TuneSettings, default_space, tune
+    from kerasdl.tuning.search import TuneSettings, default_space, tune
 
     base = {k: v for k, v in RunConfig(model=args.model, dataset=args.dataset, epochs=args.epochs, patience=0)
             .to_dict().items() if k not in ("name", "output_dir")}

@@ -4,7 +4,7 @@ accuracy, random vs bayesian vs hyperband, several seeds (issue #6, benchmark 4)
     python benchmarks/tune_trials.py --work-dir /tmp/tune-trials --target 0.97
     python benchmarks/tune_trials.py --work-dir /tmp/tune-trials --tuners random --seeds 1   # one search
 
-Every search is a real ``kerasdl tune`` (:func:`kerasdl.tuning.tune`) of the MLP on ``digits``
+Every search is a real ``kerasdl tune`` (:func:`kerasdl.tuning.search.tune`) of the MLP on ``digits``
 over the model's default search space, objective ``val_accuracy``, seed s for the oracle and for
 every trial. Random and bayesian run ``--trials`` trials of ``--epochs`` epochs each (bayesian:
 the Gaussian process proposes after ``--initial-points`` random trials); hyperband gets
@@ -39,7 +39,7 @@ def search_dir(work_dir: str, tuner: str, seed: int) -> str:
 def run_search(tune_dir: str, tuner: str, seed: int, args: argparse.Namespace) -> None:
     """One ``kerasdl tune`` search, unless ``tune_dir`` already holds a finished one."""
     from kerasdl.config import RunConfig
-    from kerasdl.tuning import RESULTS_CSV, TuneSettings, default_space, tune
+    from kerasdl.tuning.search import RESULTS_CSV, TuneSettings, default_space, tune
 
     if os.path.isfile(os.path.join(tune_dir, RESULTS_CSV)):
         print(f"{tune_dir}: already searched")
@@ -56,7 +56,7 @@ def run_search(tune_dir: str, tuner: str, seed: int, args: argparse.Namespace) -
 
 def read_trials(tune_dir: str, epochs: int) -> list[dict]:
     """The search's trials in order of creation: status, val_accuracy (None if failed), epochs."""
-    from kerasdl.tuning import RESULTS_CSV
+    from kerasdl.tuning.search import RESULTS_CSV
 
     with open(os.path.join(tune_dir, RESULTS_CSV), encoding="utf-8") as f:
         rows = sorted(csv.DictReader(f), key=lambda r: int(r["trial"]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from kerasdl.augment import HELP as AUGMENT_HELP
+from kerasdl.data.augment import HELP as AUGMENT_HELP
 from kerasdl.tfquiet import import_tensorflow
 
 from .options import data_dir_option
@@ -34,7 +34,7 @@ def augment_preview_command(dataset, augment, out, seed, n, data_dir, download):
     The transforms are the training pipeline's own (same names, parameters and order as
     'kerasdl train --augment ...'), applied to the first N examples of the seeded training order.
     """
-    from kerasdl import augment as aug
+    from kerasdl.data import augment as aug
 
     aug.parse(augment)  # a bad name fails before TensorFlow starts
     import_tensorflow()  # quietly, before anything else loads it

@@ -37,11 +37,11 @@ def export_command(run_dir, export_dir, name):
     The serving_default signature takes raw inputs as the dataset stores them (e.g. uint8 images),
     does the preprocessing itself, and returns class probabilities and the predicted class.
     """
-    from kerasdl.export import export_target
+    from kerasdl.export.savedmodel import export_target
 
     export_target(run_dir, export_root=export_dir, name=name)  # a refused name: before TensorFlow loads
     import_tensorflow()  # quietly, before anything else loads it
-    from kerasdl.export import export_run
+    from kerasdl.export.savedmodel import export_run
 
     path = export_run(run_dir, export_root=export_dir, name=name)
     click.echo(f"exported SavedModel: {path}")

@@ -114,7 +114,7 @@ class KerasdlGroup(click.Group):
         except click.ClickException as exc:
             _fail(exc.format_message(), exc.exit_code)
         except Exception as exc:  # an internal error: say what, where the details are, exit 1
-            from kerasdl.training import TrainingFailed
+            from kerasdl.engine.fit import TrainingFailed
 
             if isinstance(exc, TrainingFailed):
                 _fail(str(exc), 1)
@@ -128,7 +128,7 @@ class KerasdlGroup(click.Group):
 
 def _interrupted(exc: KeyboardInterrupt) -> None:
     """Ctrl-C: one line, no 'Error:' (the user asked for it), exit 130. A run that was training
-    says how to resume it (``kerasdl.training.RunInterrupted``)."""
+    says how to resume it (``kerasdl.engine.fit.RunInterrupted``)."""
     click.echo(str(exc) or "interrupted", err=True)
     sys.exit(130)
 

@@ -31,7 +31,7 @@ def runs_command(folder, sort_key, reverse, model, dataset):
     Test figures are the ones training recorded: accuracy (pixel accuracy for segmentation), loss
     (NLL for classifiers, MSE for regression), r2 and mean_iou where the task has them.
     """
-    from kerasdl.runlist import METRICS, format_figure, list_runs
+    from kerasdl.runs.listing import METRICS, format_figure, list_runs
 
     found = list_runs(folder, sort=sort_key, reverse=reverse, model=model, dataset=dataset)
     if not found:

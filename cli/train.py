@@ -108,12 +108,12 @@ def train_command(ctx, config_file, resume_dir, overwrite, **options):
         _check_model_name(config.model)
 
     import_tensorflow()  # quietly, before anything else loads it
-    from kerasdl.training import resume_config, train
+    from kerasdl.engine.fit import resume_config, train
 
     if resume_dir:
         config = resume_config(resume_dir, **extra)
     if "name" not in given and not resume_dir and not (config_file and config.name and not replay):
-        from kerasdl.distribute import cluster_role
+        from kerasdl.engine.distribute import cluster_role
 
         if cluster_role().num_workers > 1:
             raise click.UsageError("a multi-worker run (TF_CONFIG) needs --name, so that every worker "
@@ -138,7 +138,7 @@ def train_command(ctx, config_file, resume_dir, overwrite, **options):
                    f"best epoch {result.metrics['best_epoch']}")
     print_metrics(result.metrics["test"], title=f"test metrics ({result.run_dir})")
     if "calibration" in result.metrics:
-        from kerasdl.posthoc import CALIBRATION
+        from kerasdl.evaluation.posthoc import CALIBRATION
         from kerasdl.runs import path, read_json
 
         print_calibration(read_json(path(result.run_dir, CALIBRATION)))

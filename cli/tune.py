@@ -74,7 +74,7 @@ def tune_command(ctx, model, dataset, task, task_options, tuner, max_trials, obj
 
     tf = import_tensorflow()  # quietly, before anything else loads it
     tf.get_logger().setLevel("ERROR")  # trials rebuild models: retracing notes would bury the trial lines
-    from kerasdl import tuning
+    from kerasdl.tuning import search as tuning
 
     if join_dir:
         missing = [v for v in tuning.CHIEF_ENV if v not in os.environ]

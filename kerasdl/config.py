@@ -15,19 +15,19 @@ from typing import Any, Mapping
 
 import yaml
 
-from kerasdl import augment
+from kerasdl.data import augment
+from kerasdl.data.info import INPUT_NORMS  # noqa: F401 (RunConfig's choices; re-exported)
 from kerasdl.errors import KerasdlUsageError, UnknownNameError, first_line
-from kerasdl.distribute import LR_SCALINGS, PRECISIONS, STRATEGIES
-from kerasdl.losses import LOSSES as LOSS_REGISTRY
+from kerasdl.engine.distribute import LR_SCALINGS, PRECISIONS, STRATEGIES
+from kerasdl.tasks.losses import LOSSES as LOSS_REGISTRY
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw")
 FREEZE = ("none", "backbone")
 SCHEDULES = ("constant", "step", "cosine", "onecycle", "cyclic", "plateau")
-INITIALIZERS = ("he", "glorot", "lecun", "orthogonal", "zeros")  # see kerasdl/regularize.py
+INITIALIZERS = ("he", "glorot", "lecun", "orthogonal", "zeros")  # see kerasdl/engine/regularize.py
 DROPOUT_SCHEDULES = ("constant", "early", "late")
-INPUT_NORMS = ("auto", "scale", "standardize", "channel_mean", "none")
-CALIBRATIONS = ("temperature", "vector", "matrix")  # see kerasdl/calibration.py
-LOSSES = tuple(LOSS_REGISTRY)  # see kerasdl/losses.py; binary_crossentropy: one sigmoid logit
+CALIBRATIONS = ("temperature", "vector", "matrix")  # see kerasdl/evaluation/calibration.py
+LOSSES = tuple(LOSS_REGISTRY)  # see kerasdl/tasks/losses.py; binary_crossentropy: one sigmoid logit
 # Problem types a run can name today (the Task classes of issue #14 will own this list); "auto":
 # inferred from the dataset and the model.
 TASKS = ("auto", "classification", "regression", "segmentation")
@@ -169,7 +169,7 @@ class RunConfig:
     ensemble: int = opt(1, "Deep ensemble: train N members (seeds seed..seed+N-1) in <run>/members/; evaluate, "
                         "predict and export use the averaged probabilities.", CALIBRATION, metavar="N",
                         check="positive")
-    # ---- scale (see kerasdl/distribute.py) ----
+    # ---- scale (see kerasdl/engine/distribute.py) ----
     strategy: str = opt("auto", f"tf.distribute strategy: {', '.join(STRATEGIES)}. auto = multi_worker when "
                         "TF_CONFIG names several tasks, mirrored with several GPUs, else one device. --batch-size "
                         "is the global batch, split over the replicas.", SCALE, choices=STRATEGIES, kind="strategy")
@@ -273,7 +273,7 @@ class RunConfig:
                 f"Received: unfreeze_last={self.unfreeze_last!r}, freeze={self.freeze!r}"
             )
         if self.pretrained is not None:
-            from kerasdl.pretrained import check_pretrained
+            from kerasdl.engine.pretrained import check_pretrained
 
             if self.init_from:
                 raise KerasdlUsageError(

@@ -20,7 +20,7 @@ import numpy as np
 
 from kerasdl import runs
 from kerasdl.errors import KerasdlUsageError, UnknownNameError
-from kerasdl.uncertainty import SCORES
+from kerasdl.evaluation.uncertainty import SCORES
 
 
 @dataclass
@@ -146,7 +146,7 @@ def input_warnings(x: np.ndarray, names: list[str], info, stats: dict | None) ->
 
 def resolve_source(source: str) -> tuple[str, str]:
     """('run', dir) for a run directory, ('savedmodel', dir) for an export (latest version)."""
-    from kerasdl.export import versions
+    from kerasdl.export.savedmodel import versions
 
     if os.path.isfile(os.path.join(source, runs.CONFIG)):
         return "run", source
@@ -179,7 +179,7 @@ def predict(source: str, paths: list[str], *, batch_size: int = 256, calibrated:
     import tensorflow as tf
 
     from kerasdl.data import DatasetInfo, normalize, read_inputs
-    from kerasdl.export import calibrated_logits, class_logits
+    from kerasdl.export.savedmodel import calibrated_logits, class_logits
 
     kind, where = resolve_source(source)
     calibrator = conformal = None
@@ -192,7 +192,7 @@ def predict(source: str, paths: list[str], *, batch_size: int = 256, calibrated:
         raise KerasdlUsageError("MC dropout and conformal sets need a run directory, not a SavedModel "
                                 "(the export's prediction_set output holds the LAC sets)")
     if kind == "run":
-        from kerasdl import posthoc
+        from kerasdl.evaluation import posthoc
 
         run = runs.load_run(where)
         info, model = run.info, run.model
@@ -237,7 +237,7 @@ def predict(source: str, paths: list[str], *, batch_size: int = 256, calibrated:
     names, extra = _expand_names(paths, counts), {}
     problems = input_warnings(x, names, info, stats)
     if mc_samples:
-        from kerasdl import uncertainty
+        from kerasdl.evaluation import uncertainty
 
         inputs = np.concatenate([np.asarray(normalize(tf.constant(x[i:i + batch_size]), info))
                                  for i in range(0, len(x), batch_size)])

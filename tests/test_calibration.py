@@ -8,7 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from kerasdl import calibration, metrics
+from kerasdl.evaluation import calibration
+
+from kerasdl.evaluation import metrics
 from kerasdl.errors import UnknownNameError
 
 TOL = 1e-6  # issue #5 acceptance: metrics agree with the plain implementations to 1e-6

@@ -80,7 +80,7 @@ def test_metric_names_match_what_keras_logs():
     a model with an auxiliary head (keras then prefixes each metric with the output's name)."""
     import keras
 
-    from kerasdl.checks import metric_names
+    from kerasdl.tasks.checks import metric_names
 
     inputs = keras.Input((4,))
     hidden = keras.layers.Dense(8)(inputs)

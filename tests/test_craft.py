@@ -14,7 +14,7 @@ from kerasdl.errors import KerasdlUsageError, UnknownNameError
 
 
 def lr_curve(**kw):
-    from kerasdl.optim import make_schedule
+    from kerasdl.engine.optim import make_schedule
 
     config = RunConfig(**{"epochs": 10, "learning_rate": 0.1, "schedule": "constant", **kw})
     schedule = make_schedule(config, steps_per_epoch=10)
@@ -38,7 +38,7 @@ def _one_sgd_step(config: RunConfig, grad_scale: np.ndarray, steps: int = 1):
     """
     import keras
 
-    from kerasdl.optim import make_optimizer
+    from kerasdl.engine.optim import make_optimizer
 
     config = config.replace(optimizer="sgd", learning_rate=1.0, schedule="constant")
     optimizer = make_optimizer(config, steps_per_epoch=1)
@@ -73,7 +73,7 @@ def test_gradient_accumulation_updates_once_every_n_batches_with_the_mean():
 
 
 def test_ema_and_gradient_options_reach_the_keras_optimizer():
-    from kerasdl.optim import make_optimizer
+    from kerasdl.engine.optim import make_optimizer
 
     opt = make_optimizer(RunConfig(ema=0.99, clip_norm=2.0, accumulate=2, optimizer="adamw",
                                    weight_decay=0.01), steps_per_epoch=5)
@@ -86,7 +86,7 @@ def test_ema_and_gradient_options_reach_the_keras_optimizer():
 
 @pytest.mark.parametrize("name", ["sparse_categorical_crossentropy", "categorical_crossentropy"])
 def test_label_smoothing_matches_numpy(name):
-    from kerasdl import losses
+    from kerasdl.tasks import losses
 
     rng = np.random.default_rng(0)
     labels, logits = rng.integers(0, 4, size=7), rng.normal(scale=3, size=(7, 4)).astype("float32")
@@ -107,7 +107,7 @@ def test_label_smoothing_matches_numpy(name):
 def test_label_smoothing_needs_a_cross_entropy_loss():
     from types import SimpleNamespace
 
-    from kerasdl.training import make_loss
+    from kerasdl.engine.fit import make_loss
 
     info = SimpleNamespace(task="regression", num_classes=1, input_shape=(10,))
     with pytest.raises(KerasdlUsageError, match="label_smoothing needs a cross-entropy"):
@@ -185,7 +185,7 @@ def test_input_norm_on_a_table_and_through_a_subset(data_dir):
 
 
 def test_stochastic_depth_maps_to_the_residual_builders_option():
-    from kerasdl.training import with_default_options
+    from kerasdl.engine.fit import with_default_options
 
     assert with_default_options(RunConfig(model="resnet20", stochastic_depth=0.1)).model_options == {
         "drop_path_rate": 0.1}
@@ -310,7 +310,7 @@ def test_each_optimizer_makes_its_textbook_update(name):
     """Three steps of every --optimizer on fixed gradients equal its defining formula."""
     import keras
 
-    from kerasdl.optim import make_optimizer
+    from kerasdl.engine.optim import make_optimizer
 
     config = RunConfig(optimizer=name, learning_rate=0.1, schedule="constant",
                        weight_decay=0.01 if name == "adamw" else None)

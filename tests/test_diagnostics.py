@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerasdl.diagnostics import (CSV_FIELDS, Diagnostics, activation_stats, gradient_norms,
+from kerasdl.engine.diagnostics import (CSV_FIELDS, Diagnostics, activation_stats, gradient_norms,
                                  plot_depth_profile, plot_gradient_norms, read_records)
 
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)

@@ -47,7 +47,7 @@ def test_sigint_mid_training_exits_130_marks_interrupted_and_keeps_backup(kerasd
 
 def _interrupt_after(epoch_to_stop: int):
     """A Progress.on_epoch_end that raises KeyboardInterrupt (as Ctrl-C would) after an epoch."""
-    from kerasdl import callbacks as cb
+    from kerasdl.engine import callbacks as cb
 
     original = cb.Progress.on_epoch_end
 
@@ -60,8 +60,8 @@ def _interrupt_after(epoch_to_stop: int):
 
 
 def test_interrupt_then_resume_says_where_it_continues(tmp_path, data_dir, monkeypatch):
-    from kerasdl import callbacks as cb
-    from kerasdl.training import resume_config, train
+    from kerasdl.engine import callbacks as cb
+    from kerasdl.engine.fit import resume_config, train
 
     config = RunConfig(**TINY, name="r", output_dir=str(tmp_path))
     with monkeypatch.context() as m:
@@ -81,7 +81,7 @@ def test_interrupt_then_resume_says_where_it_continues(tmp_path, data_dir, monke
 
 # ---- run names -----------------------------------------------------------------------------------
 def test_default_run_names_started_in_the_same_second_do_not_collide(tmp_path):
-    from kerasdl.training import _prepare_run_dir
+    from kerasdl.engine.fit import _prepare_run_dir
 
     base = RunConfig(model="mlp", dataset="digits", output_dir=str(tmp_path))
     names = {base.resolved().name for _ in range(50)}  # well inside one second
@@ -95,7 +95,7 @@ def test_default_run_names_started_in_the_same_second_do_not_collide(tmp_path):
 
 def test_existing_run_dir_is_claimed_exclusively(tmp_path):
     """Two processes that race for one name: exactly one gets it (mkdir is the claim)."""
-    from kerasdl.training import _prepare_run_dir
+    from kerasdl.engine.fit import _prepare_run_dir
 
     run = str(tmp_path / "same")
     _prepare_run_dir(run, resume=False, overwrite=False)
@@ -110,7 +110,7 @@ def _write_metrics(run, **record):
 
 
 def test_a_live_run_is_never_overwritten_nor_is_overwrite_advised(tmp_path):
-    from kerasdl.training import _prepare_run_dir
+    from kerasdl.engine.fit import _prepare_run_dir
 
     run = str(tmp_path / "live")
     _write_metrics(run, status="running", pid=os.getpid(), host=os.uname().nodename)  # this very process: alive
@@ -125,7 +125,7 @@ def test_a_live_run_is_never_overwritten_nor_is_overwrite_advised(tmp_path):
 
 
 def test_a_dead_running_run_suggests_resume_not_overwrite(tmp_path):
-    from kerasdl.training import _prepare_run_dir
+    from kerasdl.engine.fit import _prepare_run_dir
 
     run = str(tmp_path / "killed")
     dead = subprocess.Popen(["true"])
@@ -167,7 +167,7 @@ def test_progress_counts_steps_with_steps_per_execution(monkeypatch):
     '64/55'."""
     import io
 
-    from kerasdl import callbacks as cb
+    from kerasdl.engine import callbacks as cb
 
     progress = cb.Progress(3, 55, rich_bar=True, stream=io.StringIO())
     progress._progress = bar = _Bar()
@@ -185,7 +185,7 @@ def test_progress_bar_has_an_eta_column(monkeypatch):
 
     from rich.progress import TimeRemainingColumn
 
-    from kerasdl import callbacks as cb
+    from kerasdl.engine import callbacks as cb
 
     progress = cb.Progress(3, 55, rich_bar=True, stream=io.StringIO())
     progress.on_train_begin()
@@ -201,7 +201,7 @@ def test_train_step_is_traced_once(tmp_path, data_dir, monkeypatch):
     (multi-step) train function a second time after the first trace created them."""
     from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
 
-    from kerasdl.training import train
+    from kerasdl.engine.fit import train
 
     traces = []
     original = TensorFlowTrainer.train_step
@@ -218,7 +218,7 @@ def test_train_step_is_traced_once(tmp_path, data_dir, monkeypatch):
 
 
 def test_keras_weight_saving_skipsets_are_cached():
-    import kerasdl.callbacks  # noqa: F401  (installs the cache)
+    import kerasdl.engine.callbacks  # noqa: F401  (installs the cache)
     from keras.src.saving import saving_lib
 
     assert saving_lib.get_attr_skipset("Layer") is saving_lib.get_attr_skipset("Layer")
@@ -241,7 +241,7 @@ def test_backup_links_the_best_checkpoint_of_the_same_epoch_and_restores_exactly
     import keras
     import numpy as np
 
-    from kerasdl import callbacks as cb
+    from kerasdl.engine import callbacks as cb
 
     def model():
         keras.utils.set_random_seed(0)

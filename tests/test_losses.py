@@ -1,7 +1,7 @@
 """Every registry loss against a plain NumPy implementation of its textbook formula.
 
 The references below are written from the formulas (float64, naive softmax / sigmoid, indexing
-for class ids), not from ``kerasdl/losses.py``: they share no code with it. Inputs are random;
+for class ids), not from ``kerasdl/tasks/losses.py``: they share no code with it. Inputs are random;
 each loss is checked per example (``reduction=None``) on every target form it accepts:
 class ids ``(B,)`` and ``(B, 1)``, soft targets ``(B, C)``, one logit with 0/1 labels, and
 segmentation-shaped ``(B, H, W, C)`` logits with ``(B, H, W)`` masks. Then: logits of +-1e4 give
@@ -20,7 +20,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from kerasdl import losses
+from kerasdl.tasks import losses
 from kerasdl.config import LOSSES as CONFIG_LOSSES
 from kerasdl.config import RunConfig
 from kerasdl.errors import KerasdlUsageError, UnknownNameError
@@ -328,7 +328,8 @@ def test_a_loss_that_does_not_fit_the_task_is_a_usage_error(name, task, classes,
 
 
 def test_training_make_loss_uses_the_registry_and_its_defaults():
-    from kerasdl import runs, training
+    from kerasdl import runs
+    from kerasdl.engine import fit as training
 
     def info(task, n):
         return SimpleNamespace(task=task, num_classes=n, input_shape=(4,))  # tabular: no augmentation
@@ -363,6 +364,6 @@ def test_loss_serialises_and_compiles():
 
 
 def test_importing_losses_and_config_does_not_import_keras():
-    code = "import sys, kerasdl.config, kerasdl.losses; print('keras' in sys.modules)"
+    code = "import sys, kerasdl.config, kerasdl.tasks.losses; print('keras' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

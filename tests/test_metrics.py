@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from kerasdl import metrics
+from kerasdl.evaluation import metrics
 
 
 def ece_reference(probs, labels, n_bins=15):

@@ -1,4 +1,4 @@
-"""Run plots (kerasdl/plots.py, kerasdl/evaluation.py): what a run leaves to look at.
+"""Run plots (kerasdl/plots/__init__.py, kerasdl/evaluation/report.py): what a run leaves to look at.
 
 Tiny real runs through the CLI: an ensemble's members each get a normal run's figures, a
 regression run a predicted-vs-true scatter, a segmentation run predicted-mask examples.
@@ -31,7 +31,7 @@ def test_regression_scatter_draws_the_points_and_the_diagonal(tmp_path):
     from kerasdl import plots
 
     captured = {}
-    original = plots._save
+    original = plots.save
 
     def keep(fig, path):
         ax = fig.axes[0]
@@ -42,10 +42,10 @@ def test_regression_scatter_draws_the_points_and_the_diagonal(tmp_path):
     y_true = np.array([1.0, 2.0, 3.0, 4.0])
     y_pred = np.array([1.5, 2.0, 2.5, 4.5])
     try:
-        plots._save = keep
+        plots.save = keep
         out = plots.regression_scatter(y_true, y_pred, str(tmp_path / "s.png"))
     finally:
-        plots._save = original
+        plots.save = original
     assert out == str(tmp_path / "s.png")
     assert_png(tmp_path / "s.png")
     np.testing.assert_allclose(captured["points"], np.stack([y_true, y_pred], axis=1))

@@ -19,7 +19,7 @@ def quiet(*_args, **_kw):
 
 
 def run(tmp_path, name, **kw):
-    from kerasdl.training import train
+    from kerasdl.engine.fit import train
 
     kw = {"dataset": "digits", "model": "mlp", **kw}
     config = RunConfig(output_dir=str(tmp_path / "runs"), name=name, patience=0, **kw)
@@ -35,7 +35,7 @@ def ensemble_run(tmp_path_factory, data_dir):
 
 
 def test_config_checks_the_new_fields():
-    from kerasdl import calibration
+    from kerasdl.evaluation import calibration
     from kerasdl.config import CALIBRATIONS
 
     assert CALIBRATIONS == calibration.KINDS  # the config's copy (no scipy import at CLI start) agrees
@@ -50,9 +50,11 @@ def test_config_checks_the_new_fields():
 def test_ensemble_trains_members_and_predicts_their_mean(ensemble_run, data_dir):
     import keras
 
-    from kerasdl import metrics, runs
-    from kerasdl.ensemble import member_dir
-    from kerasdl.training import load_splits
+    from kerasdl import runs
+
+    from kerasdl.evaluation import metrics
+    from kerasdl.engine.ensemble import member_dir
+    from kerasdl.data import load_splits
 
     run_dir = ensemble_run.run_dir
     record = ensemble_run.metrics
@@ -72,7 +74,7 @@ def test_ensemble_trains_members_and_predicts_their_mean(ensemble_run, data_dir)
 
 
 def test_train_calibrates_on_validation_and_keeps_the_argmax(ensemble_run):
-    from kerasdl import posthoc
+    from kerasdl.evaluation import posthoc
 
     cal = json.loads(open(os.path.join(ensemble_run.run_dir, posthoc.CALIBRATION)).read())
     assert cal["fitted_on"] == "validation" and cal["temperature"] > 0
@@ -90,7 +92,7 @@ def test_train_calibrates_on_validation_and_keeps_the_argmax(ensemble_run):
 
 
 def test_evaluate_reports_calibrated_conformal_and_mc_dropout(ensemble_run, data_dir):
-    from kerasdl.evaluation import evaluate_run
+    from kerasdl.evaluation.report import evaluate_run
 
     report = evaluate_run(ensemble_run.run_dir, "test", mc_samples=5)
     cal = json.loads(open(os.path.join(ensemble_run.run_dir, "calibration.json")).read())
@@ -107,7 +109,7 @@ def test_evaluate_reports_calibrated_conformal_and_mc_dropout(ensemble_run, data
 def test_vector_scaling_rerun_with_calibrate_run(ensemble_run, data_dir, tmp_path):
     import shutil
 
-    from kerasdl.posthoc import calibrate_run, load_calibrator
+    from kerasdl.evaluation.posthoc import calibrate_run, load_calibrator
 
     copy = str(tmp_path / "copy")
     shutil.copytree(ensemble_run.run_dir, copy)
@@ -121,8 +123,8 @@ def test_ensemble_resume_trains_only_the_missing_member(ensemble_run, tmp_path, 
     import shutil
 
     from kerasdl import runs
-    from kerasdl.ensemble import member_dir
-    from kerasdl.training import resume_config, train
+    from kerasdl.engine.ensemble import member_dir
+    from kerasdl.engine.fit import resume_config, train
 
     copy = tmp_path / "runs" / "ens"
     shutil.copytree(ensemble_run.run_dir, copy)
@@ -140,7 +142,7 @@ def test_ensemble_resume_trains_only_the_missing_member(ensemble_run, tmp_path, 
 def test_calibration_is_refused_for_regression(tmp_path, data_dir):
     result = run(tmp_path, "reg", dataset="diabetes", epochs=1)
     assert "calibration" not in result.metrics
-    from kerasdl.posthoc import calibrate_run
+    from kerasdl.evaluation.posthoc import calibrate_run
 
     with pytest.raises(KerasdlUsageError, match="classifiers"):
         calibrate_run(result.run_dir)

@@ -23,7 +23,7 @@ def tiny_run(tmp_path_factory, data_dir):
     """One epoch of a tiny conv net with dropout on sklearn's digits (uint8 8x8x1, values 0..16),
     with conformal sets: every predict option works on it, and convs make a wrong input rank fatal
     to the kernels."""
-    from kerasdl.training import train
+    from kerasdl.engine.fit import train
 
     tmp = tmp_path_factory.mktemp("predict")
     config = RunConfig(model="cnn", dataset="digits", epochs=1, patience=0, seed=0, augment="none",
@@ -57,7 +57,7 @@ def test_serving_signature_takes_a_batch_without_channel_axis_and_rejects_bad_sh
                                                                                     tmp_path):
     """Plain TensorFlow (no kerasdl), oneDNN on: an (N, 8, 8) uint8 batch used to abort the process.
     Now it gets its channel axis; any other shape raises a Python error naming the shape."""
-    from kerasdl.export import export_run
+    from kerasdl.export.savedmodel import export_run
 
     path = export_run(tiny_run, export_root=str(tmp_path / "sm"))
     np.save(tmp_path / "x.npy", digits_test[0][:16])
@@ -91,7 +91,7 @@ def test_serving_signature_takes_a_batch_without_channel_axis_and_rejects_bad_sh
 def test_predict_warns_on_inputs_scaled_to_unit_range_or_inverted(tiny_run, digits_test, cli_inprocess, tmp_path):
     """Floats in [0, 1] where uint8 0..16 was trained on, and inverted digits, used to get confident
     answers and no word; the real test split gets no warning."""
-    from kerasdl.export import export_run
+    from kerasdl.export.savedmodel import export_run
     from kerasdl.predict import STATS_KEY, predict
 
     stats = json.loads(open(os.path.join(tiny_run, "dataset.json")).read())[STATS_KEY]  # stored by train
@@ -121,7 +121,7 @@ def test_predict_warns_on_inputs_scaled_to_unit_range_or_inverted(tiny_run, digi
 
 def test_export_names_after_the_run_and_versions_one_lineage_only(tiny_run, cli_inprocess, tmp_path):
     """Exports used to go to saved_models/<model>/, mixing unrelated runs as versions of one model."""
-    from kerasdl.export import export_run
+    from kerasdl.export.savedmodel import export_run
 
     root = tmp_path / "sm"
     assert export_run(tiny_run, export_root=str(root)) == str(root / "tiny" / "1")

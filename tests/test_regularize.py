@@ -1,4 +1,4 @@
-"""kerasdl.regularize against the definitions: initialisers, penalties, max-norm, dropout schedules, AGC, EMA.
+"""kerasdl.engine.regularize against the definitions: initialisers, penalties, max-norm, dropout schedules, AGC, EMA.
 
 Expected values come from NumPy written from the papers' formulas (or from a hand-simulated SGD run
 for EMA), never from the module's own helpers. Behavioural tests run real ``model.fit`` on tiny
@@ -15,7 +15,7 @@ import pytest
 from keras import layers, ops
 
 from kerasdl import config as kconfig
-from kerasdl import regularize
+from kerasdl.engine import regularize
 from kerasdl.errors import KerasdlUsageError, UnknownNameError
 
 

@@ -1,4 +1,4 @@
-"""``kerasdl runs``: list and compare the runs in a folder (kerasdl/runlist.py, cli/runs.py).
+"""``kerasdl runs``: list and compare the runs in a folder (kerasdl/runs/listing.py, cli/runs.py).
 
 The run folders here are written by hand with the files training leaves (config.yaml,
 metrics.json, history.csv, TensorBoard event files), so the listing is tested in milliseconds;
@@ -134,7 +134,7 @@ def test_runs_help_has_examples_and_needs_no_tensorflow(cli_inprocess, tmp_path)
     assert proc.returncode == 0 and "Examples:" in proc.stdout and "kerasdl runs" in proc.stdout
     import subprocess
 
-    code = ("import sys; from kerasdl.runlist import list_runs; list_runs('.'); "
+    code = ("import sys; from kerasdl.runs.listing import list_runs; list_runs('.'); "
             "print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                          env=dict(os.environ), check=True).stdout

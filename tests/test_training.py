@@ -12,7 +12,7 @@ from kerasdl.errors import KerasdlUsageError, UnknownNameError
 
 
 def lr_curve(**kw):
-    from kerasdl.optim import make_schedule
+    from kerasdl.engine.optim import make_schedule
 
     config = RunConfig(**{"epochs": 10, "learning_rate": 0.1, "schedule": "constant", **kw})
     schedule = make_schedule(config, steps_per_epoch=10)
@@ -43,7 +43,7 @@ def test_cosine_and_onecycle():
 
 def test_every_optimizer_builds():
     from kerasdl.config import OPTIMIZERS
-    from kerasdl.optim import make_optimizer
+    from kerasdl.engine.optim import make_optimizer
 
     for name in OPTIMIZERS:
         opt = make_optimizer(RunConfig(optimizer=name), steps_per_epoch=5)
@@ -71,7 +71,7 @@ def test_config_validation_and_yaml(tmp_path):
 
 def test_auxiliary_heads_default_on_from_scratch_only():
     from kerasdl.models import build_model
-    from kerasdl.training import main_output, with_default_options
+    from kerasdl.engine.fit import main_output, with_default_options
 
     assert with_default_options(RunConfig(model="googlenet")).model_options == {"aux_logits": True}
     assert with_default_options(RunConfig(model="googlenet", init_from="runs/x")).model_options == {"aux_logits": False}

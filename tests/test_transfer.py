@@ -14,7 +14,7 @@ def quiet(*_args, **_kw):
 
 
 def run(tmp_path, **kw):
-    from kerasdl.training import train
+    from kerasdl.engine.fit import train
 
     config = RunConfig(output_dir=str(tmp_path / "runs"), patience=0, **kw)
     return train(config, echo=quiet, rich_progress=False)
@@ -81,7 +81,7 @@ def test_binary_head_on_breast_cancer_exports_two_probabilities(tmp_path, data_d
     model = load_run(res.run_dir).model
     assert model.output_shape == (None, 1)  # one sigmoid logit
     from kerasdl.data import load_arrays
-    from kerasdl.export import export_run
+    from kerasdl.export.savedmodel import export_run
     from kerasdl.predict import predict
 
     x, y, _ = load_arrays("breast_cancer", "test")

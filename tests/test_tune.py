@@ -25,7 +25,7 @@ SMALL = {  # a small, fast space: MLPs on sklearn's 8x8 digits
 
 def settings(tuner="random", max_trials=3, epochs=2, space=None, objective="val_loss", process="fresh"):
     from kerasdl.config import RunConfig
-    from kerasdl.tuning import TuneSettings
+    from kerasdl.tuning.search import TuneSettings
 
     base = {k: v for k, v in RunConfig(model="mlp", dataset="digits", epochs=epochs, patience=0).to_dict().items()
             if k not in ("name", "output_dir")}
@@ -39,7 +39,7 @@ def rows(tune_dir):
 
 
 def test_default_space_follows_the_builder_and_yaml_overrides(tmp_path):
-    from kerasdl.tuning import default_space, read_space
+    from kerasdl.tuning.search import default_space, read_space
 
     mlp = default_space("mlp")
     assert {"learning_rate", "optimizer", "batch_size", "augment", "model_opt.width", "model_opt.dropout"} <= set(mlp)
@@ -61,7 +61,7 @@ def test_default_space_follows_the_builder_and_yaml_overrides(tmp_path):
 # fresh process (the default, as in every other test here): the oracles do not depend on it.
 @pytest.mark.parametrize("tuner, process", [("grid", "shared"), ("bayesian", "fresh"), ("hyperband", "fresh")])
 def test_each_tuner_completes(tuner, process, tmp_path, data_dir):
-    from kerasdl.tuning import tune
+    from kerasdl.tuning.search import tune
 
     search = settings(tuner, max_trials=3, epochs=3, process=process)
     search.bayesian_initial_points = 2  # bayesian: the Gaussian process proposes the third trial
@@ -81,8 +81,8 @@ def test_each_tuner_completes(tuner, process, tmp_path, data_dir):
 
 def test_random_search_best_config_retrains_to_its_score(tmp_path, data_dir):
     from kerasdl.config import RunConfig
-    from kerasdl.training import train
-    from kerasdl.tuning import tune, validation_figures
+    from kerasdl.engine.fit import train
+    from kerasdl.tuning.search import tune, validation_figures
 
     result = tune(settings("random", max_trials=2), str(tmp_path / "t"), echo=lambda *_: None)
     table = rows(result.tune_dir)
@@ -99,7 +99,7 @@ def test_random_search_best_config_retrains_to_its_score(tmp_path, data_dir):
 
 
 def test_failed_trials_are_recorded_and_the_search_goes_on(tmp_path, data_dir):
-    from kerasdl.tuning import tune
+    from kerasdl.tuning.search import tune
 
     space = dict(SMALL, optimizer={"type": "fixed", "value": "sgd"},
                  learning_rate={"type": "choice", "values": [0.05, 1e12]}, **{"model_opt.width": {"type": "fixed", "value": 32}})
@@ -113,7 +113,7 @@ def test_a_crashed_trial_process_is_a_failed_trial_and_the_search_goes_on(tmp_pa
     """The first trial's child is killed by SIGKILL (as the out-of-memory killer does), the second
     exits with code 3 without a result: both become failed trials with that reason (the search went
     on after the first) and the search ends normally."""
-    from kerasdl import tuning
+    from kerasdl.tuning import search as tuning
 
     crashes = [
         "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
@@ -133,7 +133,7 @@ def test_a_crashed_trial_process_is_a_failed_trial_and_the_search_goes_on(tmp_pa
 
 
 def test_resume_does_not_redo_finished_trials(tmp_path, data_dir):
-    from kerasdl.tuning import TuneSettings, tune
+    from kerasdl.tuning.search import TuneSettings, tune
 
     tune_dir = str(tmp_path / "r")
     started = []
@@ -175,7 +175,7 @@ def test_cli_tune_bad_input_exits_2(cli_inprocess, tmp_path):
 def test_chief_and_two_workers_run_every_trial_exactly_once(tmp_path, data_dir):
     """Keras Tuner's distributed protocol for real: a chief process serving the oracle over gRPC on
     loopback and two worker processes, all ``kerasdl tune --join``."""
-    from kerasdl.tuning import tune
+    from kerasdl.tuning.search import tune
 
     tune_dir = str(tmp_path / "dist")
     result = tune(settings("random", max_trials=4, epochs=1), tune_dir, workers=2, echo=lambda *_: None)

@@ -8,7 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from kerasdl import metrics, uncertainty
+from kerasdl.evaluation import metrics
+
+from kerasdl.evaluation import uncertainty
 from kerasdl.errors import KerasdlUsageError, UnknownNameError
 
 TOL = 1e-9

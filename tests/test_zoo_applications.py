@@ -1,9 +1,9 @@
 """The zoo computes the same function as its keras.applications twins, and loads their weights.
 
 For every kerasdl model that shares a name with a keras.applications model
-(:data:`kerasdl.pretrained.IMAGENET_TWINS`): build keras.applications' model with random weights
+(:data:`kerasdl.engine.pretrained.IMAGENET_TWINS`): build keras.applications' model with random weights
 (``weights=None``) at a small input, copy its weights into ours by position (shapes must agree
-one to one: :func:`kerasdl.pretrained.transplant` fails loudly otherwise) and compare the logits
+one to one: :func:`kerasdl.engine.pretrained.transplant` fails loudly otherwise) and compare the logits
 (keras' with ``classifier_activation=None``). BatchNorm statistics are randomised first: at their
 initial values (gamma 1, beta 0, mean 0, variance 1) every BN layer is the same function, and two
 swapped BN layers would go unnoticed.
@@ -24,7 +24,7 @@ import pytest
 
 from kerasdl.errors import KerasdlUsageError
 from kerasdl.models import build_model, list_models
-from kerasdl.pretrained import (
+from kerasdl.engine.pretrained import (
     IMAGENET_TWINS,
     imagenet_weights_file,
     read_h5_weights,

@@ -4,8 +4,10 @@ Names resolve to our offline tfds builders (``mnist5k``, ``digits``, ``iris``, `
 ``breast_cancer``, ``diabetes``, ``xor``, ``spirals``, ``moons``, ``circles``, and the
 segmentation set ``shapes``), any tfds
 catalog name (``cifar10``; ``tfds:NAME`` forces the catalog), an image folder, a ``.npz`` or a
-``.csv``. Importing this package registers the offline builders with tfds, so
-``tfds.builder("kerasdl_mnist5k")`` works too.
+``.csv``. Importing :mod:`kerasdl.data.builders` registers the offline builders with tfds, so
+``tfds.builder("kerasdl_mnist5k")`` works too. Importing this package itself imports neither
+TensorFlow nor tfds: the names below load their module on first use (the config layer imports
+:mod:`kerasdl.data.augment` and :mod:`kerasdl.data.info` for their vocabularies).
 
     >>> from kerasdl.data import load_dataset
     >>> train, info = load_dataset("mnist5k", "train", batch_size=128)
@@ -13,19 +15,21 @@ catalog name (``cifar10``; ``tfds:NAME`` forces the catalog), an image folder, a
     ((28, 28, 1), 10)
 """
 
-from kerasdl.data.builders import OFFLINE_DATASETS, list_datasets
-from kerasdl.data.files import read_inputs
-from kerasdl.data.info import DatasetInfo, normalize
-from kerasdl.data.loading import dataset_info, default_data_dir, load_arrays, load_dataset
+_EXPORTS = {
+    "OFFLINE_DATASETS": "builders", "list_datasets": "builders",
+    "read_inputs": "files",
+    "DatasetInfo": "info", "normalize": "info",
+    "dataset_info": "loading", "default_data_dir": "loading", "load_arrays": "loading", "load_dataset": "loading",
+    "load_splits": "loading",
+}
 
-__all__ = [
-    "DatasetInfo",
-    "OFFLINE_DATASETS",
-    "dataset_info",
-    "default_data_dir",
-    "list_datasets",
-    "load_arrays",
-    "load_dataset",
-    "normalize",
-    "read_inputs",
-]
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kerasdl.data' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"kerasdl.data.{module}"), name)

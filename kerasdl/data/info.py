@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
-
-from kerasdl.config import INPUT_NORMS  # the one list of modes (RunConfig's and the CLI's)
+# The input normalisation modes (RunConfig's and the CLI's list; see input_norm_stats).
+INPUT_NORMS = ("auto", "scale", "standardize", "channel_mean", "none")
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 TASKS: tuple[str, ...] = ("classification", "regression", "segmentation")
@@ -76,8 +75,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def normalize(x: Any, info: DatasetInfo) -> tf.Tensor:
+def normalize(x: Any, info: DatasetInfo):
     """``(float32(x) - mean) / std`` with TF ops; works eagerly and on symbolic tensors."""
+    import tensorflow as tf
+
     mean = tf.constant(np.asarray(info.mean, dtype=np.float32))
     std = tf.constant(np.asarray(info.std, dtype=np.float32))
     return (tf.cast(x, tf.float32) - mean) / std

@@ -15,7 +15,7 @@ optimizer evaluates them inside the compiled train step, no Python per batch):
 
 ``make_optimizer`` also wires the gradient options of a run: clipping by value
 (``clipvalue``), by global norm (``global_clipnorm``), adaptive gradient clipping
-(:func:`kerasdl.regularize.with_gradient_transform`), gradient accumulation
+(:func:`kerasdl.engine.regularize.with_gradient_transform`), gradient accumulation
 (``gradient_accumulation_steps``) and an exponential moving average of the weights
 (``use_ema``). Each is off by default and then adds nothing to the train step.
 
@@ -124,7 +124,7 @@ def make_optimizer(config: RunConfig, steps_per_epoch: int) -> keras.optimizers.
     """
     optimizer = _named_optimizer(config, steps_per_epoch, **gradient_options(config))
     if config.agc:
-        from kerasdl.regularize import with_gradient_transform
+        from kerasdl.engine.regularize import with_gradient_transform
 
         optimizer = with_gradient_transform(optimizer, agc=config.agc)
     return optimizer

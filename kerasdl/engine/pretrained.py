@@ -277,7 +277,7 @@ def load_imagenet_weights(model, name: str, *, include_top: bool = True,
 
     With ``include_top`` and a class count other than 1000, the classifier ``head_logits``
     stays freshly initialised (listed under ``"reinitialised"``, as
-    :func:`kerasdl.transfer.transfer_weights` reports a new head). Raises
+    :func:`kerasdl.engine.transfer.transfer_weights` reports a new head). Raises
     :class:`KerasdlUsageError` when ``name`` has no twin, the file is not cached and may not be
     downloaded (the message names the file, its URL and where to put it), or the model's shapes
     cannot take the weights (another channel count; VGG's dense layers at another input size).

@@ -1,7 +1,7 @@
 """Evaluate a model on a split: loss, accuracy, top-k, NLL, ECE, per-class accuracy, confusion matrix.
 
 The figures are computed once from the model's logits with the NumPy definitions in
-:mod:`kerasdl.metrics`, so ``train`` and ``evaluate`` report exactly the same numbers.
+:mod:`kerasdl.evaluation.metrics`, so ``train`` and ``evaluate`` report exactly the same numbers.
 """
 
 from __future__ import annotations
@@ -10,7 +10,11 @@ import os
 
 import numpy as np
 
-from kerasdl import metrics, plots, runs, uncertainty
+from kerasdl import plots, runs
+
+from kerasdl.evaluation import metrics
+
+from kerasdl.evaluation import uncertainty
 from kerasdl.errors import KerasdlUsageError
 
 
@@ -28,7 +32,7 @@ def evaluate_model(model, dataset, info, *, n_bins: int = 15, calibrator=None, c
     """Every figure for ``info.task`` on ``dataset``; ``loss`` is the training loss's value.
 
     Classifiers also get Brier, MCE, adaptive and classwise ECE; with a fitted ``calibrator``
-    (:class:`kerasdl.calibration.Calibrator`) the same figures after calibration go under
+    (:class:`kerasdl.evaluation.calibration.Calibrator`) the same figures after calibration go under
     ``"calibrated"``, and with ``conformal`` ({score: Conformal}) the sets' coverage and size.
     ``predicted``: :func:`predict_logits` of ``model`` on ``dataset`` when the caller already has it.
     """
@@ -45,7 +49,7 @@ def evaluate_model(model, dataset, info, *, n_bins: int = 15, calibrator=None, c
     z = metrics.class_logits(logits)
     report = metrics.classification_report(z, labels, n_bins=n_bins)
     report["loss"] = report["nll"]  # sparse categorical cross-entropy == NLL of the softmax
-    from kerasdl import calibration
+    from kerasdl.evaluation import calibration
 
     full = calibration.calibration_report(z, labels, n_bins)
     report.update({k: full[k] for k in ("brier", "mce", "adaptive_ece", "classwise_ece")})
@@ -120,8 +124,8 @@ def evaluate_run(run_dir: str, split: str = "test", *, batch_size: int | None = 
     conformal sets when it has them; ``mc_samples`` > 0 adds MC-dropout figures (Gal &
     Ghahramani 2016) from that many stochastic passes.
     """
-    from kerasdl import posthoc
-    from kerasdl.training import load_splits
+    from kerasdl.evaluation import posthoc
+    from kerasdl.data import load_splits
 
     run = runs.load_run(run_dir)
     config = run.config.replace(batch_size=batch_size or run.config.batch_size,

@@ -184,7 +184,7 @@ def soft_target_loss(loss: str) -> str:
 
     Sparse cross-entropy takes class ids only, so it becomes ``categorical_crossentropy``: the same
     value on the class ids of the validation split, and it takes the soft rows of the training
-    batches. The other classification losses of :mod:`kerasdl.losses` take both forms already.
+    batches. The other classification losses of :mod:`kerasdl.tasks.losses` take both forms already.
     """
     if loss == "sparse_categorical_crossentropy":
         return "categorical_crossentropy"
@@ -551,4 +551,4 @@ def _grid(raw0, y0, raw1, y1, info, path: str, title: str) -> str:
             ax.set_title(label + (f"\n{kind}" if kind else ""), fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    return plots._save(fig, path)
+    return plots.save(fig, path)

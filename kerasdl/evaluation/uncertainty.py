@@ -44,7 +44,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from kerasdl import metrics
+from kerasdl.evaluation import metrics
 from kerasdl.errors import KerasdlUsageError, UnknownNameError
 
 SCORES = ("lac", "aps")
@@ -66,7 +66,7 @@ def mc_dropout_predict(model, x: np.ndarray, samples: int = 30, batch_size: int 
     ``x`` holds the model's inputs, preprocessed as the model expects (kerasdl.data.normalize for
     a kerasdl run). The model is called with ``training=False``, so BatchNormalization keeps its
     moving statistics (and never updates them) and augmentation or noise layers stay off; the
-    ``call`` of every dropout layer that :func:`kerasdl.regularize.dropout_layers` finds (Dropout,
+    ``call`` of every dropout layer that :func:`kerasdl.engine.regularize.dropout_layers` finds (Dropout,
     SpatialDropout*, GaussianDropout, AlphaDropout, stochastic depth built from Dropout, nested
     ones included) is temporarily wrapped to run with ``training=True``. Calling the whole model
     with ``training=True`` instead would turn on every training-time behaviour, and a trainable
@@ -81,7 +81,7 @@ def mc_dropout_predict(model, x: np.ndarray, samples: int = 30, batch_size: int 
     """
     import keras
 
-    from kerasdl.regularize import dropout_layers
+    from kerasdl.engine.regularize import dropout_layers
 
     layers = dropout_layers(model)
     if not any(layer.rate > 0 for layer in layers):  # none, or all at rate 0 (e.g. after early dropout)

@@ -32,7 +32,7 @@ import keras
 import numpy as np
 
 from kerasdl import plots
-from kerasdl.callbacks import ResumeAware
+from kerasdl.engine.callbacks import ResumeAware
 
 CSV_FIELDS = ("epoch", "layer", "quantity", "value")
 
@@ -390,7 +390,7 @@ def plot_gradient_norms(csv_path_or_records: str | Iterable[Mapping], out_png: s
         ax.legend(fontsize=7, ncol=1 + n // 12, loc="best")
     ax.set_title(title or "gradient norm per layer (input = dark, output = light)")
     fig.tight_layout()
-    return plots._save(fig, out_png)
+    return plots.save(fig, out_png)
 
 
 def plot_depth_profile(norms: Mapping[str, float] | Mapping[str, Mapping[str, float]], out_png: str,
@@ -419,4 +419,4 @@ def plot_depth_profile(norms: Mapping[str, float] | Mapping[str, Mapping[str, fl
         ax.legend()
     ax.set_title(title or "gradient norm vs depth")
     fig.tight_layout()
-    return plots._save(fig, out_png)
+    return plots.save(fig, out_png)

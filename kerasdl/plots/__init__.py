@@ -46,7 +46,7 @@ def learning_curves(history: Sequence[Mapping[str, float]], path: str, title: st
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def confusion_matrix(cm: np.ndarray, class_names: Sequence[str], path: str, title: str = "") -> str:
@@ -71,7 +71,7 @@ def confusion_matrix(cm: np.ndarray, class_names: Sequence[str], path: str, titl
     fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of true class")
     ax.set_title(title or "confusion matrix")
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def member_learning_curves(histories: Sequence[Sequence[Mapping[str, float]]], path: str, title: str = "",
@@ -104,12 +104,12 @@ def member_learning_curves(histories: Sequence[Sequence[Mapping[str, float]]], p
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def regression_scatter(y_true: np.ndarray, y_pred: np.ndarray, path: str, title: str = "") -> str:
     """Predicted against true values with the y = x line; R², MAE and n in the corner."""
-    from kerasdl.metrics import regression_report
+    from kerasdl.evaluation.metrics import regression_report
 
     y_true = np.asarray(y_true, dtype=np.float64).ravel()
     y_pred = np.asarray(y_pred, dtype=np.float64).ravel()
@@ -133,7 +133,7 @@ def regression_scatter(y_true: np.ndarray, y_pred: np.ndarray, path: str, title:
     ax.legend(loc="lower right")
     ax.set_title(title or "predicted vs true")
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def segmentation_examples(images: np.ndarray, masks_true: np.ndarray, masks_pred: np.ndarray, path: str,
@@ -170,10 +170,10 @@ def segmentation_examples(images: np.ndarray, masks_true: np.ndarray, masks_pred
     if title:
         fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.06 if n > 1 else 0.1, 1, 1))
-    return _save(fig, path)
+    return save(fig, path)
 
 
-def _save(fig, path: str) -> str:
+def save(fig, path: str) -> str:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}.png"
     fig.savefig(tmp, dpi=110)

@@ -1,8 +1,8 @@
-"""One ``kerasdl tune`` trial in a fresh process: ``python -m kerasdl.trial_worker REQUEST RESULT``.
+"""One ``kerasdl tune`` trial in a fresh process: ``python -m kerasdl.tuning.trial_worker REQUEST RESULT``.
 
-The search process (the Keras Tuner oracle and tuner loop, :mod:`kerasdl.tuning`) writes the
+The search process (the Keras Tuner oracle and tuner loop, :mod:`kerasdl.tuning.search`) writes the
 trial's full :class:`~kerasdl.config.RunConfig` and objective into the JSON file ``REQUEST`` and
-starts this module in a new Python process. It trains the trial (:func:`kerasdl.tuning.train_trial`),
+starts this module in a new Python process. It trains the trial (:func:`kerasdl.tuning.search.train_trial`),
 measures it on the validation split and writes ``RESULT`` (JSON, atomically):
 
 - ``{"status": "completed", "figures": {...}, "stop_reason": ...}`` for a finished trial;
@@ -45,7 +45,7 @@ def write_result(path: str, result: dict) -> None:
 def main(argv: list[str]) -> int:
     """Run the trial described by ``argv[0]`` and write its outcome to ``argv[1]``."""
     if len(argv) != 2:
-        print("usage: python -m kerasdl.trial_worker REQUEST.json RESULT.json", file=sys.stderr)
+        print("usage: python -m kerasdl.tuning.trial_worker REQUEST.json RESULT.json", file=sys.stderr)
         return 2
     request_path, result_path = argv
     with open(request_path, encoding="utf-8") as f:
@@ -56,8 +56,8 @@ def main(argv: list[str]) -> int:
     import_tensorflow().get_logger().setLevel("ERROR")
     from kerasdl.config import RunConfig
     from kerasdl.errors import KerasdlUsageError
-    from kerasdl.training import TrainingFailed
-    from kerasdl.tuning import train_trial
+    from kerasdl.engine.fit import TrainingFailed
+    from kerasdl.tuning.search import train_trial
 
     startup_seconds = round(time.time() - float(request["spawned_at"]), 2)
     try:

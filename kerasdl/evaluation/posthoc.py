@@ -1,8 +1,8 @@
 """Post-hoc calibration and uncertainty for a run: what ``train`` does after fitting, and what
 ``kerasdl calibrate`` / ``evaluate`` / ``predict`` / ``export`` read back.
 
-The maths lives in :mod:`kerasdl.calibration` (temperature / vector / matrix scaling, ECE and
-friends) and :mod:`kerasdl.uncertainty` (MC dropout, ensembles, split conformal); this module ties
+The maths lives in :mod:`kerasdl.evaluation.calibration` (temperature / vector / matrix scaling, ECE and
+friends) and :mod:`kerasdl.evaluation.uncertainty` (MC dropout, ensembles, split conformal); this module ties
 them to a run directory:
 
 * the calibration map is fitted on the **validation** split's logits (never on train, never on
@@ -24,7 +24,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kerasdl import calibration, metrics, runs, uncertainty
+from kerasdl import runs
+
+from kerasdl.evaluation import calibration
+
+from kerasdl.evaluation import metrics
+
+from kerasdl.evaluation import uncertainty
 from kerasdl.errors import KerasdlUsageError
 
 CALIBRATION = "calibration.json"
@@ -40,7 +46,7 @@ def calibratable(info) -> bool:
 
 def class_logits_of(model, dataset) -> tuple[np.ndarray, np.ndarray]:
     """Softmax logits (N, K) and labels (N,) of ``model`` over a batched ``(x, y)`` dataset."""
-    from kerasdl.evaluation import predict_logits
+    from kerasdl.evaluation.report import predict_logits
 
     logits, labels = predict_logits(model, dataset)
     return metrics.class_logits(logits).astype(np.float64), labels.astype(np.int64).ravel()
@@ -67,7 +73,7 @@ def conformal_record(p_val: np.ndarray, y_val: np.ndarray, p_test: np.ndarray, y
 def confidence_histogram(probs_before: np.ndarray, probs_after: np.ndarray, labels: np.ndarray,
                          out_png: str, title: str = "") -> str:
     """Histogram of the top-label confidence before and after calibration, with both accuracies."""
-    from kerasdl.plots import _save, plt
+    from kerasdl.plots import save, plt
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
     bins = np.linspace(0, 1, 31)
@@ -81,7 +87,7 @@ def confidence_histogram(probs_before: np.ndarray, probs_after: np.ndarray, labe
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, out_png)
+    return save(fig, out_png)
 
 
 def calibrate(model, info, val_ds, test_ds, run_dir: str, *, method: str = "temperature", n_bins: int = 15,
@@ -175,7 +181,7 @@ def calibrate_run(run_dir: str, *, method: str = "temperature", n_bins: int = 15
                   conformal_alpha: float | None = None, batch_size: int | None = None,
                   data_dir: str | None = None) -> dict:
     """``kerasdl calibrate``: (re)fit the run's calibration on its validation split."""
-    from kerasdl.training import load_splits
+    from kerasdl.data import load_splits
 
     run = runs.load_run(run_dir)
     if not calibratable(run.info):

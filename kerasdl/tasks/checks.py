@@ -3,7 +3,7 @@
 :func:`check_task` compares the registry's task of the model with the dataset's task before the
 model is built; :func:`check_built_model` compares the built model's output with the dataset's
 labels and the run's ``monitor`` with the metric names the compiled model will log. Both raise
-:class:`~kerasdl.errors.KerasdlUsageError` (one line, exit code 2). ``kerasdl.training`` calls them
+:class:`~kerasdl.errors.KerasdlUsageError` (one line, exit code 2). ``kerasdl.engine.fit`` calls them
 from ``build_for_dataset``, the one place where a model meets a dataset, so single runs,
 ensembles and tuning trials are all covered.
 

@@ -1,6 +1,6 @@
 """Hyperparameter search on Keras Tuner: ``kerasdl tune``.
 
-Every trial is an ordinary kerasdl training run (:func:`kerasdl.training.train`) in
+Every trial is an ordinary kerasdl training run (:func:`kerasdl.engine.fit.train`) in
 ``<tune dir>/trials/<trial id>/``: the same data pipeline, augmentation, losses, optimisers,
 schedules, NaN guard and checkpoints as ``kerasdl train``. Keras Tuner's oracles
 (Li et al. 2018 Hyperband; Snoek et al. 2012-style Bayesian optimisation with a Gaussian process;
@@ -27,7 +27,7 @@ earlier one (``tuner/trial_id``) starts from that trial's best weights, like Ker
 Hyperband tuner does.
 
 Each trial runs in a fresh Python process by default (``trial_process="fresh"``,
-:mod:`kerasdl.trial_worker`): the search process only holds the oracle and never builds a model,
+:mod:`kerasdl.tuning.trial_worker`): the search process only holds the oracle and never builds a model,
 and everything TensorFlow and Keras keep of a trial's model (several MiB per model, even after
 ``clear_session``) goes back to the operating system when the trial ends, so a long search stays
 flat in memory. The child's output goes to ``<tune dir>/trial_logs/<trial id>/output.log``; a
@@ -52,7 +52,7 @@ from typing import Any
 import yaml
 
 from kerasdl import runs
-from kerasdl.callbacks import monitor_mode
+from kerasdl.engine.callbacks import monitor_mode
 from kerasdl.config import RunConfig, read_yaml
 from kerasdl.errors import KerasdlUsageError, UnknownNameError
 
@@ -255,8 +255,8 @@ def _oracle(settings: TuneSettings, hp):
 
 def validation_figures(run_dir: str, config: RunConfig) -> dict:
     """Validation loss, accuracy, NLL and ECE of a finished trial's best checkpoint."""
-    from kerasdl.evaluation import evaluate_model
-    from kerasdl.training import load_splits
+    from kerasdl.evaluation.report import evaluate_model
+    from kerasdl.data import load_splits
 
     run = runs.load_run(run_dir)
     data, _ = load_splits(config, ("validation",), shuffle_train=False)
@@ -274,7 +274,7 @@ def train_trial(config: RunConfig) -> tuple[dict, str]:
     Returns the validation figures and the run's stop reason. Raises ``TrainingFailed`` (also for
     non-finite validation figures) or ``KerasdlUsageError`` for a trial that failed.
     """
-    from kerasdl.training import TrainingFailed, train
+    from kerasdl.engine.fit import TrainingFailed, train
 
     result = train(config, overwrite=True, echo=lambda *_: None, progress=False)
     figures = validation_figures(result.run_dir, config)
@@ -300,12 +300,12 @@ def train_trial_here(config: RunConfig) -> tuple[dict, str]:
 CHILD_MAIN = """import sys
 if sys.path[:1] == [""]:
     del sys.path[0]
-from kerasdl.trial_worker import run_and_exit
+from kerasdl.tuning.trial_worker import run_and_exit
 run_and_exit(sys.argv[1:])"""
 
 
 def trial_command(request_path: str, result_path: str) -> list[str]:
-    """The argv of a trial's child process (:func:`kerasdl.trial_worker.run_and_exit`)."""
+    """The argv of a trial's child process (:func:`kerasdl.tuning.trial_worker.run_and_exit`)."""
     return [sys.executable, "-c", CHILD_MAIN, request_path, result_path]
 
 
@@ -317,7 +317,7 @@ def train_trial_in_child(config: RunConfig, trial_dir: str) -> tuple[dict, str]:
     ends without a result (an exception, a crash, a kill), raise ``TrainingFailed`` with a one-line
     reason. Ctrl-C (or any exception here) stops the child before it propagates.
     """
-    from kerasdl.training import TrainingFailed
+    from kerasdl.engine.fit import TrainingFailed
 
     os.makedirs(trial_dir, exist_ok=True)
     request_path, result_path, log_path = (os.path.join(trial_dir, name)
@@ -376,7 +376,7 @@ def make_tuner(settings: TuneSettings, tune_dir: str, *, overwrite: bool, echo=p
     (or in this one, for ``trial_process="shared"``)."""
     import keras_tuner as kt
 
-    from kerasdl.training import TrainingFailed
+    from kerasdl.engine.fit import TrainingFailed
 
     hp = hyperparameters(settings.space, grid=settings.tuner == "grid")
     base = RunConfig.from_mapping(settings.base, source=SETTINGS)
@@ -470,7 +470,7 @@ def collect(tuner, settings: TuneSettings, tune_dir: str) -> TuneResult:
 
 
 def _plot(rows: list[dict], settings: TuneSettings, tune_dir: str) -> str:
-    from kerasdl.plots import _save, plt
+    from kerasdl.plots import save, plt
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
     xs = [i + 1 for i, r in enumerate(rows) if r.get(settings.objective) is not None]
@@ -490,7 +490,7 @@ def _plot(rows: list[dict], settings: TuneSettings, tune_dir: str) -> str:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    return _save(fig, os.path.join(tune_dir, PLOT))
+    return save(fig, os.path.join(tune_dir, PLOT))
 
 
 def prepare(settings: TuneSettings, tune_dir: str, *, resume: bool = False, overwrite: bool = False) -> None:
@@ -537,7 +537,7 @@ def search(settings: TuneSettings, tune_dir: str, *, echo=print) -> TuneResult:
     except RuntimeError as exc:  # Keras Tuner: too many consecutive failed trials
         if "consecutive" not in str(exc):
             raise
-        from kerasdl.training import TrainingFailed
+        from kerasdl.engine.fit import TrainingFailed
 
         collect(tuner, settings, tune_dir)  # what did finish is still written down
         raise TrainingFailed(f"search stopped: {settings.max_consecutive_failed_trials} trials in a row failed; "
@@ -591,7 +591,7 @@ def run_distributed(settings: TuneSettings, tune_dir: str, workers: int, *, echo
             log.close()
     failed = {k: v for k, v in codes.items() if v != 0}
     if failed:
-        from kerasdl.training import TrainingFailed
+        from kerasdl.engine.fit import TrainingFailed
 
         raise TrainingFailed(f"distributed search processes failed: {failed}; see {logs}")
     tuner = make_tuner(settings, tune_dir, overwrite=False, echo=echo)  # reloads the chief's saved oracle

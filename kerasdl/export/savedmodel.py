@@ -9,7 +9,7 @@ name is refused, so a server never swaps an mnist classifier for a CSV one.
 The ``serving_default`` signature takes raw inputs as the dataset stores them (e.g. uint8 images
 of shape (N, 28, 28, 1)), applies the dataset's normalisation, runs the network in inference mode
 and returns ``probabilities`` (softmax of the logits, after the run's calibration map when it has
-one -- see :mod:`kerasdl.posthoc`) and ``class`` (argmax) -- or ``predictions`` for regression.
+one -- see :mod:`kerasdl.evaluation.posthoc`) and ``class`` (argmax) -- or ``predictions`` for regression.
 It checks its input: a grayscale batch without its channel axis, (N, H, W), gets the axis added;
 any other shape raises ``InvalidArgumentError`` naming the expected shape (instead of reaching the
 kernels, where a wrong rank can abort the process). Loading needs plain TensorFlow only::
@@ -45,7 +45,7 @@ def versions(model_dir: str) -> list[int]:
 
 
 def class_logits(outputs):
-    """TF twin of :func:`kerasdl.metrics.class_logits`: a sigmoid logit z -> softmax logits (0, z)."""
+    """TF twin of :func:`kerasdl.evaluation.metrics.class_logits`: a sigmoid logit z -> softmax logits (0, z)."""
     import tensorflow as tf
 
     if outputs.shape[-1] == 1:
@@ -54,7 +54,7 @@ def class_logits(outputs):
 
 
 def calibrated_logits(logits, calibrator=None):
-    """TF twin of :meth:`kerasdl.calibration.Calibrator.apply` (float32 constants in the graph)."""
+    """TF twin of :meth:`kerasdl.evaluation.calibration.Calibrator.apply` (float32 constants in the graph)."""
     import tensorflow as tf
 
     if calibrator is None:
@@ -196,7 +196,7 @@ def export_run(run_dir: str, export_root: str = "saved_models", name: str | None
     os.makedirs(model_dir, exist_ok=True)
     _remove_stale_temporaries(model_dir)
 
-    from kerasdl import posthoc
+    from kerasdl.evaluation import posthoc
 
     fitted = posthoc.load(run_dir) if posthoc.calibratable(run.info) else None
     calibrator = fitted.calibrator if fitted else None

@@ -13,18 +13,20 @@
       logs/                    TensorBoard event files
       plots/*.png              learning curves, confusion matrix, reliability diagram
       calibration.json         the calibration map fitted on validation, test figures before/after
-      members/member<k>/       an ensemble's members, each a complete run (see kerasdl.ensemble)
+      members/member<k>/       an ensemble's members, each a complete run (see kerasdl.engine.ensemble)
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from typing import Any
 
 from kerasdl.config import RunConfig, read_yaml
 from kerasdl.errors import KerasdlUsageError, first_line
+
+__all__ = ["CONFIG", "DATASET", "HISTORY", "METRICS", "BEST_WEIGHTS", "MODEL", "BACKUP", "LOGS", "PLOTS",
+           "path", "read_json", "write_json", "check_run_dir", "read_config", "output_units"]
 
 CONFIG = "config.yaml"
 DATASET = "dataset.json"
@@ -82,38 +84,3 @@ def read_config(run_dir: str) -> RunConfig:
 def output_units(config: RunConfig, info) -> int:
     """Width of the model's last layer: one sigmoid logit for binary cross-entropy, else the classes."""
     return 1 if config.loss == "binary_crossentropy" else info.num_classes
-
-
-@dataclass
-class LoadedRun:
-    run_dir: str
-    config: RunConfig
-    info: Any  # kerasdl.data.DatasetInfo
-    model: Any  # keras.Model with the best weights loaded
-
-
-def load_run(run_dir: str) -> LoadedRun:
-    """Rebuild the run's model from its config and load the best checkpoint into it."""
-    from kerasdl.data import DatasetInfo
-    from kerasdl.models import build_model
-
-    check_run_dir(run_dir, need_weights=False)
-    config = read_config(run_dir)
-    info = DatasetInfo.from_dict(read_json(path(run_dir, DATASET)))
-    if config.ensemble > 1:  # one model made of the members' runs
-        from kerasdl.ensemble import load_ensemble
-
-        return LoadedRun(run_dir, config, info, load_ensemble(run_dir, config.ensemble, info.input_shape))
-    check_run_dir(run_dir)
-    model = build_model(
-        config.model, input_shape=tuple(info.input_shape), num_classes=output_units(config, info),
-        **config.model_options,
-    )
-    weights = path(run_dir, BEST_WEIGHTS)
-    try:
-        model.load_weights(weights)
-    except Exception as exc:  # h5py / keras raise many types for a torn or foreign file
-        raise KerasdlUsageError(f"corrupt checkpoint {weights}: {first_line(exc)}") from None
-    from kerasdl.training import main_output
-
-    return LoadedRun(run_dir, config, info, main_output(model))

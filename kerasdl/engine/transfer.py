@@ -9,7 +9,7 @@ The lecture recipe, one flag each (``kerasdl train --init-from runs/<source> ...
 
 The backbone can also come from ImageNet: ``--pretrained imagenet`` (instead of ``--init-from``)
 loads keras.applications' weights into a model that has a keras.applications twin
-(:mod:`kerasdl.pretrained`); ``--freeze backbone`` then trains only the new head.
+(:mod:`kerasdl.engine.pretrained`); ``--freeze backbone`` then trains only the new head.
 
 Steps 2 and 3 work best started from step 1's run (``--init-from`` that run): its head is already
 trained, so the first fine-tuning steps do not push large random-head gradients into the backbone.

@@ -90,7 +90,7 @@ def plot_member_curves(run_dir: str, members: list, title: str = "") -> str:
     """``plots/member_learning_curves.png`` of the ensemble: every member's learning curves side
     by side (each member's own folder also has its ``plots/learning_curves.png``)."""
     from kerasdl import plots
-    from kerasdl.callbacks import read_history
+    from kerasdl.engine.callbacks import read_history
 
     histories = [read_history(runs.path(m.run_dir, runs.HISTORY)) for m in members]
     labels = [f"member {k} (seed {m.seed})" for k, m in enumerate(members, start=1)]

@@ -22,7 +22,7 @@ term picks the smallest such solution (sum_k b_k = 0 at the optimum).
 Metrics (probabilities ``probs`` (N, K), integer ``labels`` (N,), fractions rather than %):
 
 * ECE  = sum_m |B_m|/n |acc(B_m) - conf(B_m)|, equal-width bins on the top-label confidence
-  (Guo et al. 2017); delegated to :func:`kerasdl.metrics.expected_calibration_error`.
+  (Guo et al. 2017); delegated to :func:`kerasdl.evaluation.metrics.expected_calibration_error`.
 * MCE  = max over non-empty bins of |acc(B_m) - conf(B_m)| (Naeini et al. 2015).
 * adaptive ECE: the same sum over equal-mass bins -- examples sorted by confidence and cut into
   ``n_bins`` groups of (nearly) equal size (Nixon et al. 2019, "Measuring Calibration in Deep
@@ -33,7 +33,7 @@ Metrics (probabilities ``probs`` (N, K), integer ``labels`` (N,), fractions rath
 * Brier score = mean_i sum_k (p_ik - 1[y_i = k])^2 (Brier 1950; the multi-class form, in [0, 2]).
 * NLL  = mean_i -log p_i[y_i].
 
-Bin edges follow :func:`kerasdl.metrics.calibration_bins`: n_bins equal-width bins of [0, 1],
+Bin edges follow :func:`kerasdl.evaluation.metrics.calibration_bins`: n_bins equal-width bins of [0, 1],
 bin m is (m/n_bins, (m+1)/n_bins] and the first bin is closed at 0, so a confidence lying exactly
 on an edge belongs to the bin *below* it (1/3 with 3 bins is in bin 0) and 0 and 1 are both
 counted. Empty bins contribute nothing.
@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 from scipy import optimize
 
-from kerasdl import metrics
+from kerasdl.evaluation import metrics
 from kerasdl.errors import KerasdlUsageError, UnknownNameError
 
 KINDS = ("temperature", "vector", "matrix")
@@ -200,7 +200,7 @@ def fit_calibrator(kind: str, logits: np.ndarray, labels: np.ndarray, l2: float 
 def _bin_index(scores: np.ndarray, n_bins: int) -> np.ndarray:
     """Bin of each score in [0, 1]: bin m is (m/n_bins, (m+1)/n_bins], bin 0 also holds 0.
 
-    The same edges and rule as :func:`kerasdl.metrics.calibration_bins`.
+    The same edges and rule as :func:`kerasdl.evaluation.metrics.calibration_bins`.
     """
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     return np.clip(np.searchsorted(edges, scores, side="left") - 1, 0, n_bins - 1)
@@ -289,7 +289,7 @@ def reliability_diagram(probs_before: np.ndarray, labels: np.ndarray, out_png: s
     """PNG reliability diagram: accuracy per confidence bin against the diagonal (top), and the
     number of examples per bin (bottom); "before" and "after" side by side when ``probs_after`` is
     given. ECE is in each panel's title. Returns ``out_png``."""
-    from kerasdl.plots import _save, plt
+    from kerasdl.plots import save, plt
 
     panels = [("before calibration" if probs_after is not None else "", probs_before)]
     if probs_after is not None:
@@ -317,4 +317,4 @@ def reliability_diagram(probs_before: np.ndarray, labels: np.ndarray, out_png: s
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, out_png)
+    return save(fig, out_png)

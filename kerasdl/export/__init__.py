@@ -1,0 +1,1 @@
+"""Export formats that load without kerasdl (SavedModel: :mod:`.savedmodel`)."""

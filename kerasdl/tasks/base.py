@@ -1,0 +1,226 @@
+"""The task contract: what differs between kinds of learning, behind one interface.
+
+A *task* (classification, regression, segmentation, autoencoder, vae, ...) owns everything that
+depends on the kind of learning; the engine (:mod:`kerasdl.engine`) owns everything else — seeding,
+the strategy, the run directory, resume-aware callbacks, checkpoints, the NaN guard, backup and
+resume — and is the same for every task. The split follows keras-hub's task classes and TF Model
+Garden's ``base_task.py``; where training is not plain supervised, a task's model is a
+``keras.Model`` subclass that overrides Keras's own extension points (``compute_loss`` /
+``train_step``), so ``fit``, callbacks, ``tf.distribute`` and ``BackupAndRestore`` stay unchanged.
+
+The engine calls a task in this order (one :class:`Task` instance per run)::
+
+    task = get_task(name)(config, info)      # info: the dataset's DatasetInfo
+    task.check()                             # refuse bad input: before any folder is made
+    ds = task.prepare(ds, split)             # per split: e.g. drop labels, add noise, augment
+    model = task.build()                     # inside the strategy scope and precision policy
+    train_ds, val_ds = task.compile(model, optimizer, train_ds, val_ds, **speed)
+    ... engine: fit with callbacks monitoring task.monitor() ...
+    inference = task.inference_model(model)  # what model.keras, evaluation and export use
+    report = task.evaluate(inference, test_ds)              # -> metrics.json "test"
+    report["plots"] = task.plots(report, inference, test_ds, run_dir)
+    task.after_fit(inference, val_ds, test_ds, run_dir, record)   # calibration, ...
+    task.endpoints(inference)                # export: serving_default + named signatures
+
+Importing this module imports neither Keras nor TensorFlow (``kerasdl --help`` stays fast).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, ClassVar
+
+from kerasdl.errors import KerasdlUsageError, UnknownNameError
+
+__all__ = ["Task", "Endpoint", "register_task", "get_task", "list_tasks", "task_class", "parse_options"]
+
+# What a task's data looks like (the engine asks the data layer for it):
+#   supervised  (x, y) batches; y: class ids, targets or masks
+#   unlabeled   x only (an image or vector dataset used without its labels)
+DATA_KINDS = ("supervised", "unlabeled")
+
+
+@dataclasses.dataclass(frozen=True)
+class NoOptions:
+    """A task without ``--task-opt`` keys."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    """One export signature: ``fn`` is a ``tf.function``-able callable of ``input_signature``
+    (a list of ``tf.TensorSpec``) returning a dict of named tensors."""
+
+    fn: Callable[..., Any]
+    input_signature: list
+
+
+class Task:
+    """Base class of every task. Subclasses set the class attributes and override the methods.
+
+    Instances hold the run's ``config`` (:class:`kerasdl.config.RunConfig`), the dataset's
+    ``info`` (:class:`kerasdl.data.DatasetInfo`) and ``opts`` (the task's options dataclass,
+    parsed and checked from ``config.task_options``).
+    """
+
+    name: ClassVar[str] = ""
+    data_kind: ClassVar[str] = "supervised"
+    options: ClassVar[type] = NoOptions
+    summary: ClassVar[str] = ""  # one line for `kerasdl tasks` / help
+    paper: ClassVar[str] = ""
+    default_model: ClassVar[str | None] = None  # used when the user gives no --model
+    generative: ClassVar[bool] = False  # `kerasdl sample` works on its runs
+    encodes: ClassVar[bool] = False  # `kerasdl encode` works on its runs
+    # The model roles (ModelInfo.role) this task can train.
+    roles: ClassVar[tuple[str, ...]] = ("classifier",)
+
+    def __init__(self, config, info):
+        self.config = config
+        self.info = info
+        self.opts = parse_options(type(self), getattr(config, "task_options", None) or {})
+
+    # -- before any folder is made -------------------------------------------------------------
+    def check(self) -> None:
+        """Refuse a config that cannot work on this data (raise KerasdlUsageError, one line)."""
+
+    # -- data ----------------------------------------------------------------------------------
+    def prepare(self, ds, split: str):
+        """The dataset of ``split`` as the trainable model consumes it (default: unchanged)."""
+        return ds
+
+    # -- model ---------------------------------------------------------------------------------
+    def build(self):
+        """The trainable ``keras.Model`` (called inside the strategy scope)."""
+        raise NotImplementedError
+
+    def compile(self, model, optimizer, train_ds, val_ds, **speed):
+        """Compile ``model``; returns ``(train_ds, val_ds)`` (remapped where the model needs it)."""
+        raise NotImplementedError
+
+    def monitor(self) -> tuple[str, str]:
+        """(metric to monitor, "min" | "max") — the config's ``monitor`` with its direction."""
+        from kerasdl.engine.callbacks import monitor_mode
+
+        return self.config.monitor, monitor_mode(self.config.monitor)
+
+    def inference_model(self, model):
+        """The model that is saved, evaluated and exported (default: the trained one)."""
+        return model
+
+    def rebuild(self):
+        """An inference model with fresh weights (``load_run`` loads the checkpoint into it)."""
+        return self.inference_model(self.build())
+
+    # -- after fitting -------------------------------------------------------------------------
+    def evaluate(self, model, ds, **kw) -> dict:
+        """Figures of ``model`` on ``ds`` (the "test" entry of metrics.json)."""
+        raise NotImplementedError
+
+    def plots(self, report: dict, model, ds, run_dir: str, split: str = "test") -> list[str]:
+        """PNG figures for the report; returns their paths relative to ``run_dir``."""
+        return []
+
+    def after_fit(self, model, val_ds, test_ds, run_dir: str, record: dict) -> None:
+        """Steps after fitting that add to ``record`` (metrics.json), e.g. calibration."""
+
+    # -- export --------------------------------------------------------------------------------
+    def endpoints(self, model, run_dir: str) -> dict[str, Endpoint]:
+        """Export signatures by name; ``serving_default`` first."""
+        raise NotImplementedError
+
+    # -- tuning --------------------------------------------------------------------------------
+    def tune_objectives(self) -> dict[str, str]:
+        """Objectives ``kerasdl tune --objective`` accepts for this task: name -> "min" | "max"."""
+        name, mode = self.monitor()
+        return {name: mode}
+
+    def tune_space(self) -> dict:
+        """Extra search-space entries this task adds (hyperparameter name -> choices)."""
+        return {}
+
+
+# --------------------------------------------------------------------------- options
+
+def parse_options(task: type[Task], values: dict) -> Any:
+    """``config.task_options`` checked against the task's options dataclass (types coerced)."""
+    fields = {f.name: f for f in dataclasses.fields(task.options)}
+    unknown = [k for k in values if k not in fields]
+    if unknown:
+        valid = ", ".join(fields) if fields else "none"
+        raise UnknownNameError(f"--task-opt key for task {task.name!r}", unknown[0], list(fields),
+                               extra=f"(valid keys: {valid})")
+    kwargs = {}
+    for key, value in values.items():
+        kind = fields[key].type if isinstance(fields[key].type, type) else eval(fields[key].type, {})  # noqa: S307
+        kwargs[key] = _coerce(task.name, key, value, kind)
+    try:
+        opts = task.options(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise KerasdlUsageError(f"task {task.name!r}: {exc}") from None
+    check = getattr(opts, "check", None)
+    if check is not None:
+        check()
+    return opts
+
+
+def _coerce(task: str, key: str, value: Any, kind: type) -> Any:
+    if kind is bool and isinstance(value, str):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            raise ValueError
+        return kind(value)
+    except (TypeError, ValueError):
+        raise KerasdlUsageError(
+            f"task {task!r}: option {key}={value!r} must be a {kind.__name__}"
+        ) from None
+
+
+# --------------------------------------------------------------------------- registry
+
+_TASKS: dict[str, type[Task]] = {}
+# Task name -> module under kerasdl.tasks, so listing and name checks need no import of them.
+_MODULES = {
+    "classification": "classification",
+    "regression": "regression",
+    "segmentation": "segmentation",
+    "autoencoder": "autoencoder",
+    "vae": "vae",
+}
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    """Class decorator: register a task under ``cls.name``."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no name")
+    if cls.data_kind not in DATA_KINDS:
+        raise ValueError(f"{cls.__name__}.data_kind {cls.data_kind!r} is not one of {DATA_KINDS}")
+    if cls.name in _TASKS and _TASKS[cls.name] is not cls:
+        raise ValueError(f"task {cls.name!r} is already registered (by {_TASKS[cls.name]!r})")
+    _TASKS[cls.name] = cls
+    return cls
+
+
+def list_tasks() -> list[str]:
+    """Every registered task name, sorted."""
+    return sorted(_MODULES)
+
+
+def task_class(name: str) -> type[Task]:
+    """The task class registered as ``name``; an unknown name is a one-line error with the closest."""
+    if name not in _MODULES:
+        raise UnknownNameError("task", name, list_tasks())
+    if name not in _TASKS:
+        import importlib
+
+        importlib.import_module(f"kerasdl.tasks.{_MODULES[name]}")
+    return _TASKS[name]
+
+
+def get_task(name: str, config, info) -> Task:
+    """A task instance for one run (options parsed and checked)."""
+    return task_class(name)(config, info)
