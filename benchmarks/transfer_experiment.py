@@ -36,7 +36,7 @@ import_tensorflow()
 import numpy as np  # noqa: E402
 
 from kerasdl.config import RunConfig  # noqa: E402
-from kerasdl.engine.fit import train  # noqa: E402
+from kerasdl.training import train  # noqa: E402
 
 SOURCE, TARGET = [0, 1, 2, 3, 4], [5, 6, 7, 8, 9]
 METHODS = {

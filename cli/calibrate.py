@@ -37,7 +37,7 @@ def calibrate_command(run_dir, method, n_bins, conformal_alpha, batch_size, data
     for classifiers unless --no-calibrate.)
     """
     import_tensorflow()  # quietly, before anything else loads it
-    from kerasdl.evaluation.posthoc import calibrate_run
+    from kerasdl.api import calibrate_run
 
     record = calibrate_run(run_dir, method=method, n_bins=n_bins, conformal_alpha=conformal_alpha,
                            batch_size=batch_size, data_dir=data_dir)

@@ -34,7 +34,7 @@ def evaluate_command(run_dir, split, batch_size, n_bins, mc_samples, data_dir):
     coverage); results go to the terminal and into the run directory (metrics.json, plots/).
     """
     import_tensorflow()  # quietly, before anything else loads it
-    from kerasdl.evaluation.report import evaluate_run
+    from kerasdl.api import evaluate_run
     from kerasdl.runs import DATASET, path, read_json
 
     report = evaluate_run(run_dir, split, batch_size=batch_size, data_dir=data_dir, n_bins=n_bins,

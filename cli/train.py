@@ -105,7 +105,7 @@ def train_command(ctx, config_file, resume_dir, overwrite, **options):
     else:
         config = RunConfig.from_mapping(given, source="command line")
     if not resume_dir:
-        _check_model_name(config.model)
+        _check_model_name(config.model_name)
 
     import_tensorflow()  # quietly, before anything else loads it
     from kerasdl.engine.fit import resume_config, train

@@ -20,6 +20,7 @@ from kerasdl.data.info import INPUT_NORMS  # noqa: F401 (RunConfig's choices; re
 from kerasdl.errors import KerasdlUsageError, UnknownNameError, first_line
 from kerasdl.engine.distribute import LR_SCALINGS, PRECISIONS, STRATEGIES
 from kerasdl.tasks.losses import LOSSES as LOSS_REGISTRY
+from kerasdl.tasks.options import TASK_NAMES, default_model, parse_options
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw")
 FREEZE = ("none", "backbone")
@@ -30,7 +31,7 @@ CALIBRATIONS = ("temperature", "vector", "matrix")  # see kerasdl/evaluation/cal
 LOSSES = tuple(LOSS_REGISTRY)  # see kerasdl/tasks/losses.py; binary_crossentropy: one sigmoid logit
 # Problem types a run can name today (the Task classes of issue #14 will own this list); "auto":
 # inferred from the dataset and the model.
-TASKS = ("auto", "classification", "regression", "segmentation")
+TASKS = ("auto", *TASK_NAMES)  # auto: the dataset's own (supervised) task
 
 # Sections of `kerasdl train --help`, in this order (RunConfig fields name theirs).
 GROUPS = ("Model and data", "Training", "Regularisation", "Gradient", "Transfer learning",
@@ -69,7 +70,8 @@ class RunConfig:
     """A training run, fully resolved. Field names are the YAML keys and the CLI option names
     (see :func:`opt`: each field carries its flag, help, ``--help`` section and checks)."""
 
-    model: str = opt("lenet5", "Registry name (see 'kerasdl models').", DATA, short="-m")
+    model: str | None = opt(None, "Registry name (see 'kerasdl models'); default lenet5, or the task's own "
+                            "(dense_encoder for autoencoder and vae).", DATA, short="-m")
     dataset: str = opt("mnist5k", "Offline name (see 'kerasdl datasets'), tfds catalog name, image folder, .npz "
                        "or .csv.", DATA, short="-d")
     epochs: int = opt(20, "Maximum epochs.", TRAINING, short="-e", check="positive")
@@ -194,8 +196,8 @@ class RunConfig:
     # ---- the task (issue #14): appended, so older config.yaml files replay unchanged ----
     task: str = opt("auto", f"Problem type: {', '.join(TASKS)} (auto: from the dataset and the model).", DATA,
                     choices=TASKS, kind="task")
-    task_options: dict = opt(help="Task option, repeatable (e.g. --task-opt noise=0.3); the current tasks take "
-                             "none.", group=DATA, flag="--task-opt", metavar="KEY=VALUE", factory=dict)
+    task_options: dict = opt(help="Task option, repeatable (e.g. --task autoencoder --task-opt noise=0.3); "
+                             "see 'kerasdl tasks' for each task's keys.", group=DATA, flag="--task-opt", metavar="KEY=VALUE", factory=dict)
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -257,11 +259,14 @@ class RunConfig:
         for key in ("model_options", "task_options"):
             if not isinstance(getattr(self, key), dict):
                 raise KerasdlUsageError(f"{key} must be a mapping. Received: {key}={getattr(self, key)!r}")
-        for key in self.task_options:  # the current tasks take none (a task's options dataclass will say)
-            raise KerasdlUsageError(
-                f"unknown task option {key!r}: task {self.task!r} takes no --task-opt options. "
-                f"Received: task_options={self.task_options!r}"
-            )
+        if self.task == "auto":
+            for key in self.task_options:  # auto picks the dataset's supervised task: no options
+                raise KerasdlUsageError(
+                    f"unknown task option {key!r}: task 'auto' takes no --task-opt options (name the task "
+                    f"with --task). Received: task_options={self.task_options!r}"
+                )
+        elif self.task in TASK_NAMES:
+            parse_options(self.task, self.task_options)
         if self.image_size is not None and (
             not isinstance(self.image_size, (list, tuple)) or len(self.image_size) != 2
             or not all(isinstance(s, int) and s > 0 for s in self.image_size)
@@ -280,7 +285,7 @@ class RunConfig:
                     "give one of init_from (a run's weights) and pretrained (ImageNet weights), not both. "
                     f"Received: init_from={self.init_from!r}, pretrained={self.pretrained!r}"
                 )
-            check_pretrained(self.model, self.pretrained, include_top=self.model_options.get("include_top", True),
+            check_pretrained(self.model_name, self.pretrained, include_top=self.model_options.get("include_top", True),
                              download=self.download)
         if self.freeze == "backbone" and not (self.init_from or self.pretrained):
             raise KerasdlUsageError(
@@ -290,8 +295,15 @@ class RunConfig:
             raise KerasdlUsageError(f"run name must be a plain folder name. Received: name={self.name!r}")
 
     # ---- output -------------------------------------------------------------------------
+    @property
+    def model_name(self) -> str:
+        """``model``, or the task's default model when none was given."""
+        return self.model or default_model(self.task)
+
     def resolved(self) -> "RunConfig":
-        """A copy with every default filled in (the run name, in particular)."""
+        """A copy with every default filled in (the model and the run name, in particular)."""
+        if not self.model:
+            return self.replace(model=self.model_name).resolved()
         if self.name:
             return self
         import secrets

@@ -391,7 +391,7 @@ def test_same_seed_same_batches_different_seeds_and_epochs_differ():
 def test_mixup_trains_on_soft_targets_and_validates_on_class_ids():
     import keras
 
-    from kerasdl.engine import fit as training
+    from kerasdl.tasks import supervised as training
 
     info = SimpleNamespace(task="classification", input_shape=(6, 6, 1), num_classes=3)
     config = RunConfig(augment="mixup")

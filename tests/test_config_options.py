@@ -138,7 +138,7 @@ def test_task_errors_come_before_tensorflow(tmp_path):
         import sys
         from click.testing import CliRunner
         from kerasdl.cli.main import cli
-        for args in (["--task", "vae"], ["--task-opt", "noise=0.3"], ["--model", "nope", "--task", "auto"]):
+        for args in (["--task", "vea"], ["--task-opt", "noise=0.3"], ["--model", "nope", "--task", "auto"]):
             result = CliRunner().invoke(cli, ["train", *args])
             assert result.exit_code == 2, result.output
         assert "tensorflow" not in sys.modules, "TensorFlow was imported before the value check"

@@ -107,7 +107,7 @@ def test_label_smoothing_matches_numpy(name):
 def test_label_smoothing_needs_a_cross_entropy_loss():
     from types import SimpleNamespace
 
-    from kerasdl.engine.fit import make_loss
+    from kerasdl.tasks.supervised import make_loss
 
     info = SimpleNamespace(task="regression", num_classes=1, input_shape=(10,))
     with pytest.raises(KerasdlUsageError, match="label_smoothing needs a cross-entropy"):

@@ -47,7 +47,7 @@ def _assert_same_curve(got: list[dict], want: list[dict]) -> None:
 @pytest.fixture(scope="module")
 def one_device_curve(data_dir, tmp_path_factory):
     """The reference: the same run on one device, in this process."""
-    from kerasdl.engine.fit import train
+    from kerasdl.training import train
 
     out = tmp_path_factory.mktemp("one_device")
     train(RunConfig(**CURVE, strategy="one_device", name="one", output_dir=str(out)), progress=False,
@@ -135,7 +135,7 @@ def test_cluster_role_from_tf_config(monkeypatch):
 def test_precision_policy_is_restored_and_the_saved_model_is_float32(data_dir, tmp_path):
     import keras
 
-    from kerasdl.engine.fit import train
+    from kerasdl.training import train
 
     result = train(RunConfig(model="lenet5", dataset="digits", epochs=1, image_size=[28, 28], batch_size=64,
                              precision="mixed_bfloat16", name="bf16", output_dir=str(tmp_path)),
@@ -148,7 +148,7 @@ def test_precision_policy_is_restored_and_the_saved_model_is_float32(data_dir, t
 
 
 def test_jit_and_steps_per_execution_train_the_same_model(data_dir, tmp_path, one_device_curve):
-    from kerasdl.engine.fit import train
+    from kerasdl.training import train
 
     config = RunConfig(**CURVE, steps_per_execution=5, name="spe", output_dir=str(tmp_path))
     result = train(config, progress=False, echo=lambda *a: None)
@@ -164,7 +164,7 @@ MIRRORED_SCRIPT = """
 import json, sys
 from kerasdl.config import RunConfig
 from kerasdl.errors import KerasdlUsageError
-from kerasdl.engine.fit import train
+from kerasdl.training import train
 curve = json.loads(sys.argv[1])
 try:
     train(RunConfig(**curve, strategy="mirrored", cpu_devices=2, steps_per_execution=4, name="refused",

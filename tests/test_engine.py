@@ -61,7 +61,7 @@ def _interrupt_after(epoch_to_stop: int):
 
 def test_interrupt_then_resume_says_where_it_continues(tmp_path, data_dir, monkeypatch):
     from kerasdl.engine import callbacks as cb
-    from kerasdl.engine.fit import resume_config, train
+    from kerasdl.training import resume_config, train
 
     config = RunConfig(**TINY, name="r", output_dir=str(tmp_path))
     with monkeypatch.context() as m:
@@ -201,7 +201,7 @@ def test_train_step_is_traced_once(tmp_path, data_dir, monkeypatch):
     (multi-step) train function a second time after the first trace created them."""
     from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
 
-    from kerasdl.engine.fit import train
+    from kerasdl.training import train
 
     traces = []
     original = TensorFlowTrainer.train_step

@@ -329,7 +329,7 @@ def test_a_loss_that_does_not_fit_the_task_is_a_usage_error(name, task, classes,
 
 def test_training_make_loss_uses_the_registry_and_its_defaults():
     from kerasdl import runs
-    from kerasdl.engine import fit as training
+    from kerasdl.tasks import supervised as training
 
     def info(task, n):
         return SimpleNamespace(task=task, num_classes=n, input_shape=(4,))  # tabular: no augmentation

@@ -19,7 +19,7 @@ def quiet(*_args, **_kw):
 
 
 def run(tmp_path, name, **kw):
-    from kerasdl.engine.fit import train
+    from kerasdl.training import train
 
     kw = {"dataset": "digits", "model": "mlp", **kw}
     config = RunConfig(output_dir=str(tmp_path / "runs"), name=name, patience=0, **kw)
@@ -59,10 +59,12 @@ def test_ensemble_trains_members_and_predicts_their_mean(ensemble_run, data_dir)
     run_dir = ensemble_run.run_dir
     record = ensemble_run.metrics
     assert record["ensemble"] == 3 and [m["seed"] for m in record["members"]] == [4, 5, 6]
-    members = [runs.load_run(member_dir(run_dir, k)).model for k in (1, 2, 3)]
+    from kerasdl.runs.load import load_run
+
+    members = [load_run(member_dir(run_dir, k)).model for k in (1, 2, 3)]
     w = [keras.ops.convert_to_numpy(m.trainable_weights[0]) for m in members]
     assert not np.allclose(w[0], w[1])  # different seeds, different nets
-    loaded = runs.load_run(run_dir)
+    loaded = load_run(run_dir)
     data, _ = load_splits(loaded.config, ("test",), shuffle_train=False)
     x, _ = next(iter(data["test"]))
     want = np.mean([metrics.softmax(keras.ops.convert_to_numpy(m(x))) for m in members], axis=0)
@@ -92,7 +94,7 @@ def test_train_calibrates_on_validation_and_keeps_the_argmax(ensemble_run):
 
 
 def test_evaluate_reports_calibrated_conformal_and_mc_dropout(ensemble_run, data_dir):
-    from kerasdl.evaluation.report import evaluate_run
+    from kerasdl.api import evaluate_run
 
     report = evaluate_run(ensemble_run.run_dir, "test", mc_samples=5)
     cal = json.loads(open(os.path.join(ensemble_run.run_dir, "calibration.json")).read())
@@ -109,7 +111,8 @@ def test_evaluate_reports_calibrated_conformal_and_mc_dropout(ensemble_run, data
 def test_vector_scaling_rerun_with_calibrate_run(ensemble_run, data_dir, tmp_path):
     import shutil
 
-    from kerasdl.evaluation.posthoc import calibrate_run, load_calibrator
+    from kerasdl.api import calibrate_run
+    from kerasdl.evaluation.posthoc import load_calibrator
 
     copy = str(tmp_path / "copy")
     shutil.copytree(ensemble_run.run_dir, copy)
@@ -124,7 +127,7 @@ def test_ensemble_resume_trains_only_the_missing_member(ensemble_run, tmp_path, 
 
     from kerasdl import runs
     from kerasdl.engine.ensemble import member_dir
-    from kerasdl.engine.fit import resume_config, train
+    from kerasdl.training import resume_config, train
 
     copy = tmp_path / "runs" / "ens"
     shutil.copytree(ensemble_run.run_dir, copy)
@@ -142,7 +145,7 @@ def test_ensemble_resume_trains_only_the_missing_member(ensemble_run, tmp_path, 
 def test_calibration_is_refused_for_regression(tmp_path, data_dir):
     result = run(tmp_path, "reg", dataset="diabetes", epochs=1)
     assert "calibration" not in result.metrics
-    from kerasdl.evaluation.posthoc import calibrate_run
+    from kerasdl.api import calibrate_run
 
     with pytest.raises(KerasdlUsageError, match="classifiers"):
         calibrate_run(result.run_dir)

@@ -23,7 +23,7 @@ def tiny_run(tmp_path_factory, data_dir):
     """One epoch of a tiny conv net with dropout on sklearn's digits (uint8 8x8x1, values 0..16),
     with conformal sets: every predict option works on it, and convs make a wrong input rank fatal
     to the kernels."""
-    from kerasdl.engine.fit import train
+    from kerasdl.training import train
 
     tmp = tmp_path_factory.mktemp("predict")
     config = RunConfig(model="cnn", dataset="digits", epochs=1, patience=0, seed=0, augment="none",

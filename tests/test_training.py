@@ -71,7 +71,8 @@ def test_config_validation_and_yaml(tmp_path):
 
 def test_auxiliary_heads_default_on_from_scratch_only():
     from kerasdl.models import build_model
-    from kerasdl.engine.fit import main_output, with_default_options
+    from kerasdl.engine.fit import with_default_options
+    from kerasdl.tasks.supervised import main_output
 
     assert with_default_options(RunConfig(model="googlenet")).model_options == {"aux_logits": True}
     assert with_default_options(RunConfig(model="googlenet", init_from="runs/x")).model_options == {"aux_logits": False}

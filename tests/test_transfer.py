@@ -14,7 +14,7 @@ def quiet(*_args, **_kw):
 
 
 def run(tmp_path, **kw):
-    from kerasdl.engine.fit import train
+    from kerasdl.training import train
 
     config = RunConfig(output_dir=str(tmp_path / "runs"), patience=0, **kw)
     return train(config, echo=quiet, rich_progress=False)
@@ -49,7 +49,7 @@ def test_transfer_frozen_backbone_trains_only_a_new_head(tmp_path, data_dir):
     # Same class count, different labels: the head is still re-initialised.
     assert transfer["reinitialised"] == ["head_logits"] and transfer["copied_layers"] >= 4
     assert dst.metrics["trainable_parameters"] == 84 * 5 + 5
-    from kerasdl.runs import load_run
+    from kerasdl.runs.load import load_run
 
     a, b = load_run(src.run_dir).model, load_run(dst.run_dir).model
     for layer in a.layers:
@@ -76,7 +76,7 @@ def test_binary_head_on_breast_cancer_exports_two_probabilities(tmp_path, data_d
     res = run(tmp_path, model="mlp", dataset="breast_cancer", loss="binary_crossentropy", epochs=15,
               name="bin", learning_rate=3e-3)
     assert res.metrics["test"]["accuracy"] > 0.9
-    from kerasdl.runs import load_run
+    from kerasdl.runs.load import load_run
 
     model = load_run(res.run_dir).model
     assert model.output_shape == (None, 1)  # one sigmoid logit

@@ -81,7 +81,7 @@ def test_each_tuner_completes(tuner, process, tmp_path, data_dir):
 
 def test_random_search_best_config_retrains_to_its_score(tmp_path, data_dir):
     from kerasdl.config import RunConfig
-    from kerasdl.engine.fit import train
+    from kerasdl.training import train
     from kerasdl.tuning.search import tune, validation_figures
 
     result = tune(settings("random", max_trials=2), str(tmp_path / "t"), echo=lambda *_: None)

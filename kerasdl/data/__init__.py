@@ -20,7 +20,7 @@ _EXPORTS = {
     "read_inputs": "files",
     "DatasetInfo": "info", "normalize": "info",
     "dataset_info": "loading", "default_data_dir": "loading", "load_arrays": "loading", "load_dataset": "loading",
-    "load_splits": "loading",
+    "load_splits": "subset",
 }
 
 __all__ = sorted(_EXPORTS)

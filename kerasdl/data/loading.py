@@ -580,28 +580,3 @@ def _shuffle_buffer(info: DatasetInfo, n: int) -> int:
 def _check_split(split: str) -> None:
     if split not in SPLITS:
         raise UnknownNameError("split", str(split), SPLITS)
-
-
-def load_splits(config, splits=SPLITS, *, shuffle_train: bool = True):
-    """A run's datasets by split (honouring ``classes`` / ``train_per_class``) and their info.
-
-    ``config`` is a :class:`kerasdl.config.RunConfig` (read by attribute: the data layer sits below
-    the config layer and does not import it)."""
-    from dataclasses import replace
-
-    kw = dict(batch_size=config.batch_size, data_dir=config.data_dir, download=config.download, seed=config.seed,
-              image_size=tuple(config.image_size) if config.image_size else None, input_norm=config.input_norm,
-              label_column=config.label_column)
-    out, info, sizes = {}, None, {}
-    for split in splits:
-        shuffle = split == "train" and shuffle_train
-        if config.classes is None and config.train_per_class is None:
-            out[split], info = load_dataset(config.dataset, split, shuffle=shuffle, **kw)
-            continue
-        from kerasdl.data.subset import load_subset
-
-        per_class = config.train_per_class if split == "train" else None
-        out[split], info = load_subset(config.dataset, split, classes=config.classes, per_class=per_class,
-                                       shuffle=shuffle, **kw)
-        sizes[split] = info.splits[split]
-    return out, replace(info, splits={**info.splits, **sizes})

@@ -15,8 +15,8 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from kerasdl.data.info import DatasetInfo, normalize
-from kerasdl.data.loading import input_normalized_info, load_arrays
+from kerasdl.data.info import SPLITS, DatasetInfo, normalize
+from kerasdl.data.loading import input_normalized_info, load_arrays, load_dataset
 from kerasdl.errors import KerasdlUsageError
 
 
@@ -86,3 +86,26 @@ def load_subset(name: str, split: str, *, classes=None, per_class=None, batch_si
         ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size).map(lambda a, b: (normalize(a, sub), b), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE), sub
+
+
+def load_splits(config, splits=SPLITS, *, shuffle_train: bool = True):
+    """A run's datasets by split (honouring ``classes`` / ``train_per_class``) and their info.
+
+    ``config`` is a :class:`kerasdl.config.RunConfig` (read by attribute: the data layer sits below
+    the config layer and does not import it)."""
+    from dataclasses import replace
+
+    kw = dict(batch_size=config.batch_size, data_dir=config.data_dir, download=config.download, seed=config.seed,
+              image_size=tuple(config.image_size) if config.image_size else None, input_norm=config.input_norm,
+              label_column=config.label_column)
+    out, info, sizes = {}, None, {}
+    for split in splits:
+        shuffle = split == "train" and shuffle_train
+        if config.classes is None and config.train_per_class is None:
+            out[split], info = load_dataset(config.dataset, split, shuffle=shuffle, **kw)
+            continue
+        per_class = config.train_per_class if split == "train" else None
+        out[split], info = load_subset(config.dataset, split, classes=config.classes, per_class=per_class,
+                                       shuffle=shuffle, **kw)
+        sizes[split] = info.splits[split]
+    return out, replace(info, splits={**info.splits, **sizes})

@@ -198,10 +198,10 @@ class BestCheckpoint(ResumeAware):
     is recovered from ``history.csv``. A non-finite monitor value never counts as best.
     """
 
-    def __init__(self, path: str, history_path: str, monitor: str = "val_loss"):
+    def __init__(self, path: str, history_path: str, monitor: str = "val_loss", mode: str | None = None):
         super().__init__()
         self.path, self.history_path, self.monitor = path, history_path, monitor
-        self.mode = monitor_mode(monitor)
+        self.mode = mode or monitor_mode(monitor)
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
@@ -228,10 +228,10 @@ class ResumableEarlyStopping(ResumeAware):
     The weights are not restored here: the run reloads the best checkpoint when fit returns.
     """
 
-    def __init__(self, history_path: str, monitor: str = "val_loss", patience: int = 5):
+    def __init__(self, history_path: str, monitor: str = "val_loss", patience: int = 5, mode: str | None = None):
         super().__init__()
         self.history_path, self.monitor, self.patience = history_path, monitor, patience
-        self.mode = monitor_mode(monitor)
+        self.mode = mode or monitor_mode(monitor)
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)

@@ -57,8 +57,9 @@ class Ensemble(keras.Model):
         return ops.log(ops.maximum(probs, 1e-37))  # float32-safe: log(0) would make NaN in softmax's max
 
 
-def load_ensemble(run_dir: str, size: int, input_shape) -> Ensemble:
-    """Rebuild every member from its run directory and wrap them as one :class:`Ensemble`."""
+def load_ensemble(run_dir: str, size: int, input_shape, load_member) -> Ensemble:
+    """Rebuild every member from its run directory (``load_member(dir)`` -> keras model; the
+    run loader passes itself) and wrap them as one :class:`Ensemble`."""
     from kerasdl.errors import KerasdlUsageError
 
     members = []
@@ -67,7 +68,7 @@ def load_ensemble(run_dir: str, size: int, input_shape) -> Ensemble:
         if not os.path.isdir(where):
             raise KerasdlUsageError(f"ensemble {run_dir} is missing member {k} ({where}); "
                                     f"finish it with: kerasdl train --resume {run_dir}")
-        members.append(runs.load_run(where).model)
+        members.append(load_member(where))
     model = Ensemble(members, name=f"ensemble_of_{size}")
     model(ops.zeros((1, *input_shape)))  # build (for count_params and SavedModel tracking)
     return model

@@ -22,8 +22,7 @@ import numpy as np
 
 from kerasdl.engine import callbacks as cb
 from kerasdl import plots, runs
-from kerasdl.evaluation import report as evaluation
-from kerasdl.evaluation import posthoc
+from kerasdl.runs.load import load_run
 from kerasdl.config import RunConfig
 from kerasdl.errors import KerasdlUsageError, first_line
 
@@ -69,51 +68,6 @@ def set_seed(seed: int, *, deterministic: bool = True) -> None:
         from tensorflow.python.framework import config as tf_config
 
         tf_config.disable_op_determinism()
-
-
-def make_loss(config: RunConfig, info):
-    """The loss object for ``config.loss`` (or the task's default), checked against the task.
-
-    Any registry loss (:mod:`kerasdl.tasks.losses`) that fits the dataset's task; ``binary_crossentropy``
-    only on two-class sets, where the model then outputs one logit (``runs.output_units``).
-    With mixup/cutmix the training targets are soft rows and validation keeps class ids, so the
-    default sparse cross-entropy becomes ``categorical_crossentropy`` (``augment.soft_target_loss``).
-    ``label_smoothing`` > 0 trains the cross-entropies on smoothed targets (Szegedy et al. 2016).
-    """
-    from kerasdl.data import augment
-    from kerasdl.tasks import losses
-
-    name = config.loss or losses.default_loss(info.task)
-    if augment.mixes_labels(augment.resolve(config.augment, info.input_shape, info.task)):
-        name = augment.soft_target_loss(name)  # mixup/cutmix: soft training targets, class ids on val
-    options = {}
-    if config.label_smoothing:
-        if name not in losses.SMOOTHABLE:
-            raise KerasdlUsageError(
-                f"label_smoothing needs a cross-entropy loss ({', '.join(losses.SMOOTHABLE)}); "
-                f"the run's loss is {name!r}"
-            )
-        options["smoothing"] = float(config.label_smoothing)
-    return losses.make_loss(name, info.task, info.num_classes, dataset=config.dataset, **options)
-
-
-def make_metrics(config: RunConfig, info) -> list:
-    import keras
-
-    if info.task == "regression":
-        return ["mae"]
-    if config.loss == "binary_crossentropy":
-        return [keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")]  # threshold on the logit
-    if info.task == "segmentation":
-        return ["accuracy", keras.metrics.MeanIoU(info.num_classes, sparse_y_pred=False, name="mean_iou")]
-    from kerasdl.data import augment
-
-    if augment.mixes_labels(augment.resolve(config.augment, info.input_shape, info.task)):
-        return [augment.accuracy_metric()]  # soft training targets and validation class ids alike
-    return ["accuracy"]
-
-
-AUX_LOSS_WEIGHT = 0.3  # Szegedy et al. 2015: auxiliary classifier losses weighted by 0.3
 
 
 # Builder options that set a residual net's stochastic-depth rate (the last block's; linear rule).
@@ -164,41 +118,6 @@ def apply_regularisers(model, config: RunConfig) -> dict:
     if config.max_norm:
         done["max_norm_kernels"] = regularize.add_max_norm(model, config.max_norm)
     return done
-
-
-def main_output(model):
-    """The inference model: the first output (of a model trained with auxiliary heads), uncompiled.
-
-    Uncompiled on purpose: ``model.keras`` must load with plain ``keras.saving.load_model``, and
-    a compile config naming a kerasdl loss would need ``kerasdl.tasks.losses`` registered first.
-    """
-    import keras
-
-    return keras.Model(model.inputs, model.outputs[0], name=model.name)
-
-
-def build_for_dataset(config: RunConfig, info):
-    """Build ``config.model`` for the dataset's shape; a shape the model cannot take is bad input,
-    and so are a model made for another task, an output the labels cannot fit and a monitor the
-    run never logs (:mod:`kerasdl.tasks.checks`)."""
-    from kerasdl.tasks import checks
-    from kerasdl.models import build_model
-
-    checks.check_task(config.model, config.dataset, info.task, getattr(config, "task", "auto"))
-    try:
-        model = build_model(
-            config.model, input_shape=tuple(info.input_shape), num_classes=runs.output_units(config, info),
-            **config.model_options,
-        )
-    except KerasdlUsageError:
-        raise
-    except (ValueError, TypeError) as exc:  # keras's own shape checks
-        raise KerasdlUsageError(
-            f"model {config.model!r} cannot take dataset {config.dataset!r} "
-            f"(input_shape={tuple(info.input_shape)}): {first_line(exc)}"
-        ) from None
-    checks.check_built_model(model, config, info, runs.output_units(config, info), make_metrics(config, info))
-    return model
 
 
 DIAGNOSTICS_CSV = "diagnostics.csv"
@@ -396,6 +315,8 @@ def _train_chief(config: RunConfig, setup, strategy, replicas: int, role, steps_
     """The chief's run once its folder is claimed: fit with the run's callbacks, then evaluate and write."""
     run_dir = config.run_dir
     info, model, steps, train_ds, val_ds = setup.info, setup.model, setup.steps, setup.train_ds, setup.val_ds
+    task = setup.task
+    monitor, mode = task.monitor()
     plain_val_ds, test_ds = setup.data["validation"], setup.data["test"]  # unmapped: calibration and test
     sample = _diagnostics_sample(plain_val_ds) if config.diagnostics else None
     config.save(runs.path(run_dir, runs.CONFIG))
@@ -405,8 +326,8 @@ def _train_chief(config: RunConfig, setup, strategy, replicas: int, role, steps_
     history_path = runs.path(run_dir, runs.HISTORY)
     best_path = runs.path(run_dir, runs.BEST_WEIGHTS)
     nan_guard = cb.NanGuard()
-    early = cb.ResumableEarlyStopping(history_path, config.monitor, config.patience) if config.patience else None
-    best = cb.BestCheckpoint(best_path, history_path, config.monitor)
+    early = cb.ResumableEarlyStopping(history_path, monitor, config.patience, mode) if config.patience else None
+    best = cb.BestCheckpoint(best_path, history_path, monitor, mode)
     import keras
 
     progress_bar = cb.Progress(config.epochs, steps, rich_bar=rich_progress) if progress else None
@@ -424,7 +345,7 @@ def _train_chief(config: RunConfig, setup, strategy, replicas: int, role, steps_
     if early:
         callbacks.insert(callbacks.index(best) + 2, early)  # after TensorBoard, as before
     callbacks = _technique_callbacks(callbacks, model, config, run_dir, sample)
-    callbacks = _plateau_callbacks(config, steps) + callbacks
+    callbacks = _plateau_callbacks(config, steps, monitor, mode) + callbacks
 
     n_trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)  # as `kerasdl models`
     echo(f"training {config.model} ({model.count_params():,} parameters, {n_trainable:,} trainable) on "
@@ -451,24 +372,23 @@ def _train_chief(config: RunConfig, setup, strategy, replicas: int, role, steps_
         runs.write_json(runs.path(run_dir, runs.METRICS), {"status": "failed", "stop_reason": stop_reason})
         raise TrainingFailed(
             f"training stopped ({stop_reason.replace('_', ' ')}) before any epoch gave a finite "
-            f"{config.monitor}; no checkpoint to keep (try a lower --lr)"
+            f"{monitor}; no checkpoint to keep (try a lower --lr)"
         )
     model.load_weights(best_path)
     jit = model.jit_compile
     trainable = int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
-    model = _plain_copy(model, config, info, strategy)
+    model = _plain_copy(model, task, config, strategy)
     if config.diagnostics:
         from kerasdl.engine.diagnostics import plot_gradient_norms
 
         plot_gradient_norms(runs.path(run_dir, DIAGNOSTICS_CSV),
                             runs.path(run_dir, os.path.join(runs.PLOTS, "gradient_norms.png")),
                             title=f"{config.model} on {config.dataset}: gradient norm per layer")
-    model = main_output(model)  # auxiliary heads only help training
+    model = task.inference_model(model)  # e.g. auxiliary heads only help training
     model.save(runs.path(run_dir, runs.MODEL))
 
-    predicted = evaluation.predict_logits(model, test_ds)
-    test = evaluation.evaluate_model(model, test_ds, info, n_bins=config.ece_bins, predicted=predicted)
-    test["plots"] = evaluation.write_plots(test, info, run_dir, "test", dataset=test_ds, predicted=predicted)
+    test = task.evaluate(model, test_ds)
+    test["plots"] = task.plots(test, model, test_ds, run_dir, "test")
     plots.learning_curves(history, runs.path(run_dir, os.path.join(runs.PLOTS, "learning_curves.png")),
                           title=f"{config.model} on {config.dataset}")
     images = sum(1 for r in history if r["epoch"] >= 0) * info.splits["train"]
@@ -477,7 +397,7 @@ def _train_chief(config: RunConfig, setup, strategy, replicas: int, role, steps_
         "stop_reason": stop_reason,
         "epochs_run": len(history),
         "best_epoch": None if best.best_epoch is None else best.best_epoch + 1,
-        "monitor": config.monitor,
+        "monitor": monitor,
         "best_monitor_value": best.best,
         "parameters": int(model.count_params()),
         "trainable_parameters": trainable,
@@ -493,7 +413,7 @@ def _train_chief(config: RunConfig, setup, strategy, replicas: int, role, steps_
     if stop_reason == "nan_loss":
         epoch, batch = nan_guard.stopped_at
         record["nan_at"] = {"epoch": epoch + 1, "batch": batch + 1}
-    export_path = _finish(model, info, config, plain_val_ds, test_ds, record, f"{config.model} on {config.dataset}")
+    export_path = _finish(model, task, config, plain_val_ds, test_ds, record, f"{config.model} on {config.dataset}")
     return TrainResult(run_dir, config, record, stop_reason, export_path)
 
 
@@ -509,6 +429,7 @@ class _Setup:
     val_ds: object  # for auxiliary heads, one label per head
     regularised: dict
     transfer: dict | None
+    task: object  # the run's kerasdl.tasks.Task
 
 
 def _setup(config: RunConfig, strategy, steps_per_execution: int, splits=SPLITS) -> _Setup:
@@ -518,18 +439,18 @@ def _setup(config: RunConfig, strategy, steps_per_execution: int, splits=SPLITS)
     from kerasdl.engine import distribute
 
     from kerasdl.data import load_splits
+    from kerasdl.tasks import resolve_task
 
     data, info = load_splits(config, splits)
-    transforms = augment.resolve(config.augment, info.input_shape, info.task)
-    train_ds = augment.apply(data["train"], transforms, info.input_shape, config.seed, num_classes=info.num_classes,
-                             mean=info.mean, std=info.std).prefetch(-1)
-    loss = make_loss(config, info)
+    task = resolve_task(config, info)
+    task.check()  # the task refuses what cannot work on this data, before any folder is made
+    train_ds = task.prepare(data["train"], "train")
     # Again: preparing a dataset the first time draws random numbers, and the weights must not
     # depend on whether this run was the one that prepared it.
     set_seed(config.seed, deterministic=not config.jit)
     steps = math.ceil(info.splits["train"] / config.batch_size)
     with strategy.scope(), distribute.precision_policy(config.precision):
-        model = build_for_dataset(config, info)
+        model = task.build()
         regularised = apply_regularisers(model, config)  # before transfer: loaded weights win
         transfer = None
         if config.init_from:
@@ -547,34 +468,26 @@ def _setup(config: RunConfig, strategy, steps_per_execution: int, splits=SPLITS)
                                              download=config.download)
             if config.freeze == "backbone":
                 transfer.update(freeze_backbone(model, transfer["reinitialised"], config.unfreeze_last))
-        train_ds, val_ds = _compile(model, config, info, loss, steps, steps_per_execution, train_ds,
-                                    data["validation"])
-    return _Setup(info, data, model, steps, train_ds, val_ds, regularised, transfer)
+        train_ds, val_ds = _compile(model, task, config, steps, steps_per_execution, train_ds,
+                                    task.prepare(data["validation"], "validation"))
+    return _Setup(info, data, model, steps, train_ds, val_ds, regularised, transfer, task)
 
 
-def _compile(model, config: RunConfig, info, loss, steps: int, steps_per_execution: int, train_ds, val_ds):
-    """Compile ``model`` for the run (inside the strategy scope); returns the datasets, which
-    models with auxiliary heads need mapped to one label per head."""
+def _compile(model, task, config: RunConfig, steps: int, steps_per_execution: int, train_ds, val_ds):
+    """Compile ``model`` for the run (inside the strategy scope) with the run's optimizer; the task
+    picks the loss and metrics and may remap the datasets (e.g. one label per auxiliary head)."""
     from kerasdl.engine import distribute
     from kerasdl.engine.optim import make_optimizer
 
     lr = distribute.run_learning_rate(config)
     optimizer = make_optimizer(config if lr == config.learning_rate else config.replace(learning_rate=lr), steps)
     speed = dict(jit_compile=config.jit, steps_per_execution=steps_per_execution)
-    extra_heads = len(model.outputs) - 1
-    if extra_heads:  # auxiliary classifiers: the same labels for every head, weighted losses
-        n = extra_heads + 1
-        train_ds = train_ds.map(lambda x, y: (x, (y,) * n))
-        val_ds = val_ds.map(lambda x, y: (x, (y,) * n))
-        model.compile(optimizer=optimizer, loss=[loss] * n, loss_weights=[1.0] + [AUX_LOSS_WEIGHT] * extra_heads,
-                      metrics=[make_metrics(config, info)] + [[] for _ in range(extra_heads)], **speed)
-    else:
-        model.compile(optimizer=optimizer, loss=loss, metrics=make_metrics(config, info), **speed)
+    train_ds, val_ds = task.compile(model, optimizer, train_ds, val_ds, **speed)
     distribute.build_before_fit(model, train_ds)  # the train function is then traced once, not twice
     return train_ds, val_ds
 
 
-def _plateau_callbacks(config: RunConfig, steps: int) -> list:
+def _plateau_callbacks(config: RunConfig, steps: int, monitor: str, mode: str) -> list:
     """ReduceLROnPlateau (and its warmup) for the ``plateau`` schedule; they go first."""
     if config.schedule != "plateau":
         return []
@@ -583,7 +496,7 @@ def _plateau_callbacks(config: RunConfig, steps: int) -> list:
     from kerasdl.engine import distribute
 
     out = [keras.callbacks.ReduceLROnPlateau(
-        monitor=config.monitor, factor=config.lr_decay_factor, patience=max(config.patience // 2, 2),
+        monitor=monitor, mode=mode, factor=config.lr_decay_factor, patience=max(config.patience // 2, 2),
         min_lr=config.min_learning_rate,
     )]
     if config.warmup_epochs:
@@ -591,7 +504,7 @@ def _plateau_callbacks(config: RunConfig, steps: int) -> list:
     return out
 
 
-def _plain_copy(model, config: RunConfig, info, strategy):
+def _plain_copy(model, task, config: RunConfig, strategy):
     """The trained model as an ordinary float32 keras model outside any strategy.
 
     Evaluation, calibration, ``model.keras`` and the export must not depend on how training was
@@ -602,7 +515,7 @@ def _plain_copy(model, config: RunConfig, info, strategy):
 
     if config.precision == "float32" and distribute.is_default(strategy):
         return model
-    plain = build_for_dataset(config, info)
+    plain = task.build()
     plain.set_weights(model.get_weights())
     return plain
 
@@ -648,16 +561,17 @@ def _train_worker(config: RunConfig, role, strategy, steps_per_execution: int, *
     run_dir = config.run_dir
     setup = _setup(config, strategy, steps_per_execution, ("train", "validation"))
     model, steps = setup.model, setup.steps
+    monitor, mode = setup.task.monitor()
     scratch = tempfile.mkdtemp(prefix=f"kerasdl-{role.label}-")
     try:
         nan_guard = cb.NanGuard()
         chief_history = runs.path(run_dir, runs.HISTORY)  # read only: early stopping replays it on resume
         callbacks = [nan_guard, cb.HistoryLog(os.path.join(scratch, runs.HISTORY))]  # (the EMA swap goes around it)
         if config.patience:
-            callbacks.append(cb.ResumableEarlyStopping(chief_history, config.monitor, config.patience))
+            callbacks.append(cb.ResumableEarlyStopping(chief_history, monitor, config.patience, mode))
         callbacks.append(cb.RunBackup(runs.path(run_dir, runs.BACKUP), writer=False))
         techniques = _technique_callbacks(callbacks, model, config.replace(diagnostics=False), scratch, None)
-        callbacks = _plateau_callbacks(config, steps) + techniques
+        callbacks = _plateau_callbacks(config, steps, monitor, mode) + techniques
         echo(f"{role.label}: training {config.model} with the chief -> {run_dir}")
         model.fit(setup.train_ds, validation_data=setup.val_ds, epochs=config.epochs, callbacks=callbacks,
                   verbose=0, shuffle=False)
@@ -667,16 +581,12 @@ def _train_worker(config: RunConfig, role, strategy, steps_per_execution: int, *
     return TrainResult(run_dir, config, {"status": "completed", "role": role.label}, stop)
 
 
-def _finish(model, info, config: RunConfig, val_ds, test_ds, record: dict, title: str) -> str | None:
-    """The end of every run (single or ensemble): calibrate a classifier on validation, write
-    metrics.json, export when asked; returns the export path."""
+def _finish(model, task, config: RunConfig, val_ds, test_ds, record: dict, title: str) -> str | None:
+    """The end of every run (single or ensemble): the task's steps after fitting (a classifier's
+    calibration on validation), metrics.json, the export when asked; returns the export path."""
     run_dir = config.run_dir
-    if config.calibrate and posthoc.calibratable(info):
-        calibrated = posthoc.calibrate(model, info, val_ds, test_ds, run_dir, method=config.calibration,
-                                       n_bins=config.ece_bins, conformal_alpha=config.conformal_alpha,
-                                       seed=config.seed, title=title)
-        record["calibration"] = posthoc.summary(calibrated)
-    from kerasdl.predict import store_input_stats
+    task.after_fit(model, val_ds, test_ds, run_dir, record, title=title)
+    from kerasdl.runs.inputs import store_input_stats
 
     store_input_stats(run_dir, config)  # predict and the export warn on inputs far from the train split
     runs.write_json(runs.path(run_dir, runs.METRICS), record)
@@ -693,10 +603,14 @@ def _train_ensemble(config: RunConfig, *, resume: bool, overwrite: bool, rich_pr
     directory, then evaluate, calibrate and (optionally) export them as one model."""
     run_dir = config.run_dir
     from kerasdl.data import load_splits
+    from kerasdl.tasks import resolve_task
 
     data, info = load_splits(config, ("validation", "test"), shuffle_train=False)  # bad data: refused now
-    make_loss(config, info)
-    build_for_dataset(config, info)  # a shape the model cannot take: refused before any folder is made
+    task = resolve_task(config, info)
+    if task.data_kind != "supervised":
+        raise KerasdlUsageError(f"ensemble needs a supervised task; task {task.name!r} has no ensemble")
+    task.check()
+    task.build()  # a shape the model cannot take: refused before any folder is made
     _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     with _marks_stopped(run_dir):
         return _train_members(config, data, rich_progress=rich_progress, echo=echo, progress=progress)
@@ -722,11 +636,10 @@ def _train_members(config: RunConfig, data: dict, *, rich_progress, echo, progre
         result = train(member, resume=started, rich_progress=rich_progress, echo=echo, progress=progress)
         stop_reasons.append(result.stop_reason)
     shutil.copyfile(runs.path(members[0].run_dir, runs.DATASET), runs.path(run_dir, runs.DATASET))
-    run = runs.load_run(run_dir)
-    info, model = run.info, run.model
-    predicted = evaluation.predict_logits(model, data["test"])
-    test = evaluation.evaluate_model(model, data["test"], info, n_bins=config.ece_bins, predicted=predicted)
-    test["plots"] = evaluation.write_plots(test, info, run_dir, "test", dataset=data["test"], predicted=predicted)
+    run = load_run(run_dir)
+    model, task = run.model, run.task
+    test = task.evaluate(model, data["test"])
+    test["plots"] = task.plots(test, model, data["test"], run_dir, "test")
     ensemble.plot_member_curves(run_dir, members, f"{config.ensemble} x {config.model} on {config.dataset}")
     member_figures = []
     for member in members:
@@ -744,6 +657,6 @@ def _train_members(config: RunConfig, data: dict, *, rich_progress, echo, progre
         "train_seconds_this_session": round(time.perf_counter() - t0, 2),
         "test": test,
     }
-    export_path = _finish(model, info, config, data["validation"], data["test"], record,
+    export_path = _finish(model, task, config, data["validation"], data["test"], record,
                           f"{config.ensemble} x {config.model} on {config.dataset}")
     return TrainResult(run_dir, config, record, "completed", export_path)

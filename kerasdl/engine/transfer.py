@@ -23,6 +23,7 @@ initialisation: the head is replaced automatically.
 from __future__ import annotations
 
 from kerasdl import runs
+from kerasdl.runs.load import load_run
 from kerasdl.errors import KerasdlUsageError
 
 
@@ -32,7 +33,7 @@ def transfer_weights(model, source_run: str, class_names=None) -> dict:
     The classifier ``head_logits`` is copied only when it predicts the same classes (same names,
     same order); a new label set always gets a fresh head, even when the count happens to agree.
     """
-    source = runs.load_run(source_run)
+    source = load_run(source_run)
     by_name = {layer.name: layer for layer in source.model.layers}
     same_labels = class_names is None or list(class_names) == list(source.info.class_names)
     copied, reinitialised = [], []

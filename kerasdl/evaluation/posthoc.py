@@ -177,28 +177,6 @@ def load_calibrator(run_dir: str) -> calibration.Calibrator | None:
     return fitted.calibrator if fitted else None
 
 
-def calibrate_run(run_dir: str, *, method: str = "temperature", n_bins: int = 15,
-                  conformal_alpha: float | None = None, batch_size: int | None = None,
-                  data_dir: str | None = None) -> dict:
-    """``kerasdl calibrate``: (re)fit the run's calibration on its validation split."""
-    from kerasdl.data import load_splits
-
-    run = runs.load_run(run_dir)
-    if not calibratable(run.info):
-        raise KerasdlUsageError(f"calibration is for classifiers; {run_dir} is a {run.info.task} run")
-    config = run.config.replace(batch_size=batch_size or run.config.batch_size,
-                                data_dir=data_dir or run.config.data_dir)
-    data, _ = load_splits(config, ("validation", "test"), shuffle_train=False)
-    record = calibrate(run.model, run.info, data["validation"], data["test"], run_dir, method=method,
-                       n_bins=n_bins, conformal_alpha=conformal_alpha, seed=config.seed,
-                       title=f"{config.model} on {config.dataset}")
-    file = runs.path(run_dir, runs.METRICS)
-    metrics_record = runs.read_json(file, default={})
-    metrics_record["calibration"] = summary(record)
-    runs.write_json(file, metrics_record)
-    return record
-
-
 def mc_dropout_report(model, dataset, *, samples: int, seed: int = 0, n_bins: int = 15) -> dict:
     """Accuracy, NLL, ECE and Brier of the MC-dropout predictive mean over ``dataset``, and the
     mean predictive entropy / mutual information (nats)."""

@@ -114,36 +114,3 @@ def _first_examples(dataset, n: int) -> tuple[np.ndarray, np.ndarray]:
         if have >= n:
             break
     return np.concatenate(xs)[:n], np.concatenate(ys)[:n]
-
-
-def evaluate_run(run_dir: str, split: str = "test", *, batch_size: int | None = None,
-                 data_dir: str | None = None, n_bins: int | None = None, mc_samples: int = 0) -> dict:
-    """Evaluate a finished (or interrupted) run's best checkpoint; record it in the run dir.
-
-    A calibrated run (calibration.json) is reported before and after calibration, with its
-    conformal sets when it has them; ``mc_samples`` > 0 adds MC-dropout figures (Gal &
-    Ghahramani 2016) from that many stochastic passes.
-    """
-    from kerasdl.evaluation import posthoc
-    from kerasdl.data import load_splits
-
-    run = runs.load_run(run_dir)
-    config = run.config.replace(batch_size=batch_size or run.config.batch_size,
-                                data_dir=data_dir or run.config.data_dir)
-    n_bins = n_bins or config.ece_bins
-    dataset = load_splits(config, (split,), shuffle_train=False)[0][split]
-    fitted = posthoc.load(run_dir) if posthoc.calibratable(run.info) else None
-    predicted = predict_logits(run.model, dataset)
-    report = evaluate_model(run.model, dataset, run.info, n_bins=n_bins, predicted=predicted,
-                            calibrator=fitted and fitted.calibrator, conformal=fitted and fitted.conformal)
-    if mc_samples:
-        if not posthoc.calibratable(run.info):
-            raise KerasdlUsageError(f"MC dropout figures are for classifiers; {run_dir} is a {run.info.task} run")
-        report["mc_dropout"] = posthoc.mc_dropout_report(run.model, dataset, samples=mc_samples, seed=config.seed,
-                                                         n_bins=n_bins)
-    report["plots"] = write_plots(report, run.info, run_dir, split, dataset=dataset, predicted=predicted)
-    file = runs.path(run_dir, runs.METRICS)
-    record = runs.read_json(file, default={})
-    record.setdefault("evaluation", {})[split] = report
-    runs.write_json(file, record)
-    return report

@@ -30,6 +30,9 @@ import shutil
 import tempfile
 
 from kerasdl import runs
+from kerasdl.runs.load import load_run
+from kerasdl.tasks.serving import (  # noqa: F401 (the export's serving pieces, importable from here)
+    calibrated_logits, checked_inputs, class_logits, raw_input_spec, supervised_outputs, supervised_serving)
 from kerasdl.errors import KerasdlUsageError
 
 METADATA = "kerasdl.json"  # next to saved_model.pb; TF Serving ignores it
@@ -44,84 +47,26 @@ def versions(model_dir: str) -> list[int]:
     return sorted(int(d) for d in os.listdir(model_dir) if re.fullmatch(r"\d+", d))
 
 
-def class_logits(outputs):
-    """TF twin of :func:`kerasdl.evaluation.metrics.class_logits`: a sigmoid logit z -> softmax logits (0, z)."""
-    import tensorflow as tf
-
-    if outputs.shape[-1] == 1:
-        return tf.concat([tf.zeros_like(outputs), outputs], axis=-1)
-    return outputs
-
-
-def calibrated_logits(logits, calibrator=None):
-    """TF twin of :meth:`kerasdl.evaluation.calibration.Calibrator.apply` (float32 constants in the graph)."""
-    import tensorflow as tf
-
-    if calibrator is None:
-        return logits
-    params = {k: tf.constant(v, tf.float32) for k, v in calibrator.params.items()}
-    if calibrator.kind == "temperature":
-        return logits / params["temperature"]
-    if calibrator.kind == "vector":
-        return logits * params["w"] + params["b"]
-    return tf.matmul(logits, params["W"]) + params["b"]
-
-
 def serving_module(model, info, calibrator=None, conformal=None):
-    """A keras ExportArchive whose serving_default wraps preprocessing + model + softmax.
-
-    With a ``calibrator`` the probabilities are the calibrated ones (``uncalibrated_probabilities``
-    keeps the raw softmax); with a LAC ``conformal`` predictor a boolean ``prediction_set`` (N, K)
-    holds the classes whose calibrated probability is >= 1 - qhat.
-    """
+    """A keras ExportArchive whose serving_default wraps preprocessing + model + softmax."""
     import keras
-    import tensorflow as tf
-
-    from kerasdl.data import normalize
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    # Any rank: serve() checks the shape itself (a fixed-rank spec is not enforced when a client
-    # calls the signature, and a wrong rank reaching oneDNN kernels aborts the process).
-    spec = tf.TensorSpec(None, tf.as_dtype(info.raw_dtype), name="inputs")
-
-    def serve(inputs):
-        outputs = model(normalize(checked_inputs(inputs, info.input_shape), info), training=False)
-        if info.task == "regression":
-            return {"predictions": outputs[:, 0]}
-        logits = class_logits(outputs)
-        probabilities = tf.nn.softmax(calibrated_logits(logits, calibrator), axis=-1)
-        out = {"probabilities": probabilities, "class": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
-        if calibrator is not None:
-            out["uncalibrated_probabilities"] = tf.nn.softmax(logits, axis=-1)
-        if conformal is not None:
-            out["prediction_set"] = 1.0 - probabilities <= tf.constant(conformal.qhat, tf.float32)
-        return out
-
+    serve, spec, _ = supervised_serving(model, info, None, calibrator, conformal)
     archive.add_endpoint("serving_default", serve, input_signature=[spec])
     return archive
 
 
-def checked_inputs(inputs, input_shape):
-    """``inputs`` as a (N, *input_shape) tensor, or an ``InvalidArgumentError`` naming the shape.
+def task_archive(model, endpoints: dict):
+    """A keras ExportArchive with the task's endpoints (``serving_default`` first)."""
+    import keras
 
-    A grayscale image batch without its channel axis, (N, H, W) for input_shape (H, W, 1), gets
-    the axis added; any other rank or size fails ``tf.ensure_shape`` with the expected shape.
-    """
-    import tensorflow as tf
-
-    n = len(input_shape)
-    wanted = "(N, " + ", ".join(map(str, input_shape)) + ")"
-    if n == 3 and input_shape[-1] == 1:
-        wanted += " or (N, " + ", ".join(map(str, input_shape[:2])) + ")"
-        inputs = tf.cond(tf.equal(tf.rank(inputs), n), lambda: tf.expand_dims(inputs, -1), lambda: inputs)
-    shape = tf.shape(inputs)
-    fits = tf.cond(tf.equal(tf.size(shape), n + 1),
-                   lambda: tf.reduce_all(tf.equal(shape[1:], tf.constant(list(input_shape), tf.int32))),
-                   lambda: tf.constant(False))
-    check = tf.debugging.Assert(fits, [f"inputs must have shape {wanted}; received shape", shape], summarize=8)
-    with tf.control_dependencies([check]):
-        return tf.ensure_shape(tf.identity(inputs), [None, *input_shape])
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for name, endpoint in endpoints.items():
+        archive.add_endpoint(name, endpoint.fn, input_signature=list(endpoint.input_signature))
+    return archive
 
 
 def lineage(metadata: dict) -> dict:
@@ -192,40 +137,40 @@ def export_run(run_dir: str, export_root: str = "saved_models", name: str | None
     :func:`check_lineage`) is refused before anything is written. Returns the new version folder.
     """
     model_dir = export_target(run_dir, export_root, name)
-    run = runs.load_run(run_dir)
+    run = load_run(run_dir)
     os.makedirs(model_dir, exist_ok=True)
     _remove_stale_temporaries(model_dir)
 
     from kerasdl.evaluation import posthoc
 
-    fitted = posthoc.load(run_dir) if posthoc.calibratable(run.info) else None
-    calibrator = fitted.calibrator if fitted else None
-    conformal = fitted.conformal.get("lac") if fitted else None
+    task = run.task
+    fitted = posthoc.load(run_dir) if posthoc.calibratable(run.info) and task.data_kind == "supervised" else None
     tmp = tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=model_dir)
     try:
-        archive = serving_module(run.model, run.info, calibrator, conformal)
+        endpoints = task.endpoints(run.model, run_dir)
+        archive = task_archive(run.model, endpoints)
         archive.write_out(tmp, verbose=False)
-        outputs = ["probabilities", "class"] + (["uncalibrated_probabilities"] if calibrator else []) \
-            + (["prediction_set"] if conformal else [])
-        from kerasdl.predict import STATS_KEY, run_input_stats
+        outputs = task.export_outputs(run_dir)
+        from kerasdl.runs.inputs import STATS_KEY, run_input_stats
 
         metadata = {
             "name": os.path.basename(model_dir),
             "model": run.config.model,
             "dataset": run.config.dataset,
             "run_dir": os.path.abspath(run_dir),
-            "task": run.info.task,
+            "task": task.name,
             "input_shape": list(run.info.input_shape),
             "input_dtype": run.info.raw_dtype,
             "class_names": list(run.info.class_names),
             "dataset_info": run.info.to_dict(),
             STATS_KEY: run_input_stats(run_dir, run.config),  # kerasdl predict warns on inputs far from these
-            "outputs": ["predictions"] if run.info.task == "regression" else outputs,
+            "outputs": outputs,
+            "signatures": list(endpoints),
             "test_metrics": {k: v for k, v in (runs.read_json(runs.path(run_dir, runs.METRICS), {})
                                                .get("test", {})).items()
                              if isinstance(v, (int, float))},
         }
-        if calibrator is not None:  # T (or the map) and the test figures before/after
+        if fitted is not None and fitted.calibrator is not None:  # T (or the map) and the test figures
             metadata["calibration"] = posthoc.summary(fitted.record)
         runs.write_json(os.path.join(tmp, METADATA), metadata)
         return _publish(tmp, model_dir)

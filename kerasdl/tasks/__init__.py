@@ -6,6 +6,7 @@
 Importing this package imports neither Keras nor TensorFlow.
 """
 
-from kerasdl.tasks.base import Endpoint, Task, get_task, list_tasks, register_task, task_class
+from kerasdl.tasks.base import (Endpoint, Task, get_task, list_tasks, register_task, resolve_task, task_class,
+                                task_name)
 
-__all__ = ["Endpoint", "Task", "get_task", "list_tasks", "register_task", "task_class"]
+__all__ = ["Endpoint", "Task", "get_task", "list_tasks", "register_task", "resolve_task", "task_class", "task_name"]

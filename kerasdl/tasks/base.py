@@ -17,6 +17,7 @@ The engine calls a task in this order (one :class:`Task` instance per run)::
     train_ds, val_ds = task.compile(model, optimizer, train_ds, val_ds, **speed)
     ... engine: fit with callbacks monitoring task.monitor() ...
     inference = task.inference_model(model)  # what model.keras, evaluation and export use
+    model = task.rebuild()                   # load_run: checkpoint -> inference_model(model)
     report = task.evaluate(inference, test_ds)              # -> metrics.json "test"
     report["plots"] = task.plots(report, inference, test_ds, run_dir)
     task.after_fit(inference, val_ds, test_ds, run_dir, record)   # calibration, ...
@@ -30,19 +31,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, ClassVar
 
-from kerasdl.errors import KerasdlUsageError, UnknownNameError
+from kerasdl.errors import UnknownNameError
+from kerasdl.tasks.options import OPTIONS, parse_options
 
-__all__ = ["Task", "Endpoint", "register_task", "get_task", "list_tasks", "task_class", "parse_options"]
+__all__ = ["Task", "Endpoint", "register_task", "get_task", "list_tasks", "task_class", "task_name", "resolve_task"]
 
 # What a task's data looks like (the engine asks the data layer for it):
 #   supervised  (x, y) batches; y: class ids, targets or masks
 #   unlabeled   x only (an image or vector dataset used without its labels)
 DATA_KINDS = ("supervised", "unlabeled")
-
-
-@dataclasses.dataclass(frozen=True)
-class NoOptions:
-    """A task without ``--task-opt`` keys."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,13 +55,12 @@ class Task:
     """Base class of every task. Subclasses set the class attributes and override the methods.
 
     Instances hold the run's ``config`` (:class:`kerasdl.config.RunConfig`), the dataset's
-    ``info`` (:class:`kerasdl.data.DatasetInfo`) and ``opts`` (the task's options dataclass,
-    parsed and checked from ``config.task_options``).
+    ``info`` (:class:`kerasdl.data.DatasetInfo`) and ``opts`` (the task's options dataclass from
+    :mod:`kerasdl.tasks.options`, parsed and checked from ``config.task_options``).
     """
 
     name: ClassVar[str] = ""
     data_kind: ClassVar[str] = "supervised"
-    options: ClassVar[type] = NoOptions
     summary: ClassVar[str] = ""  # one line for `kerasdl tasks` / help
     paper: ClassVar[str] = ""
     default_model: ClassVar[str | None] = None  # used when the user gives no --model
@@ -76,7 +72,7 @@ class Task:
     def __init__(self, config, info):
         self.config = config
         self.info = info
-        self.opts = parse_options(type(self), getattr(config, "task_options", None) or {})
+        self.opts = parse_options(self.name, getattr(config, "task_options", None) or {})
 
     # -- before any folder is made -------------------------------------------------------------
     def check(self) -> None:
@@ -107,8 +103,9 @@ class Task:
         return model
 
     def rebuild(self):
-        """An inference model with fresh weights (``load_run`` loads the checkpoint into it)."""
-        return self.inference_model(self.build())
+        """The trainable model again, outside any strategy, for ``load_run`` to load the checkpoint
+        into (then :meth:`inference_model`); default :meth:`build`."""
+        return self.build()
 
     # -- after fitting -------------------------------------------------------------------------
     def evaluate(self, model, ds, **kw) -> dict:
@@ -119,7 +116,7 @@ class Task:
         """PNG figures for the report; returns their paths relative to ``run_dir``."""
         return []
 
-    def after_fit(self, model, val_ds, test_ds, run_dir: str, record: dict) -> None:
+    def after_fit(self, model, val_ds, test_ds, run_dir: str, record: dict, title: str = "") -> None:
         """Steps after fitting that add to ``record`` (metrics.json), e.g. calibration."""
 
     # -- export --------------------------------------------------------------------------------
@@ -138,59 +135,12 @@ class Task:
         return {}
 
 
-# --------------------------------------------------------------------------- options
-
-def parse_options(task: type[Task], values: dict) -> Any:
-    """``config.task_options`` checked against the task's options dataclass (types coerced)."""
-    fields = {f.name: f for f in dataclasses.fields(task.options)}
-    unknown = [k for k in values if k not in fields]
-    if unknown:
-        valid = ", ".join(fields) if fields else "none"
-        raise UnknownNameError(f"--task-opt key for task {task.name!r}", unknown[0], list(fields),
-                               extra=f"(valid keys: {valid})")
-    kwargs = {}
-    for key, value in values.items():
-        kind = fields[key].type if isinstance(fields[key].type, type) else eval(fields[key].type, {})  # noqa: S307
-        kwargs[key] = _coerce(task.name, key, value, kind)
-    try:
-        opts = task.options(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise KerasdlUsageError(f"task {task.name!r}: {exc}") from None
-    check = getattr(opts, "check", None)
-    if check is not None:
-        check()
-    return opts
-
-
-def _coerce(task: str, key: str, value: Any, kind: type) -> Any:
-    if kind is bool and isinstance(value, str):
-        if value.lower() in ("1", "true", "yes", "on"):
-            return True
-        if value.lower() in ("0", "false", "no", "off"):
-            return False
-    try:
-        if kind is bool:
-            if isinstance(value, bool):
-                return value
-            raise ValueError
-        return kind(value)
-    except (TypeError, ValueError):
-        raise KerasdlUsageError(
-            f"task {task!r}: option {key}={value!r} must be a {kind.__name__}"
-        ) from None
-
-
 # --------------------------------------------------------------------------- registry
 
 _TASKS: dict[str, type[Task]] = {}
 # Task name -> module under kerasdl.tasks, so listing and name checks need no import of them.
-_MODULES = {
-    "classification": "classification",
-    "regression": "regression",
-    "segmentation": "segmentation",
-    "autoencoder": "autoencoder",
-    "vae": "vae",
-}
+# (Every name has its options dataclass in kerasdl.tasks.options; a test checks the two agree.)
+_MODULES = {name: name for name in OPTIONS}
 
 
 def register_task(cls: type[Task]) -> type[Task]:
@@ -207,7 +157,7 @@ def register_task(cls: type[Task]) -> type[Task]:
 
 def list_tasks() -> list[str]:
     """Every registered task name, sorted."""
-    return sorted(_MODULES)
+    return sorted(OPTIONS)
 
 
 def task_class(name: str) -> type[Task]:
@@ -224,3 +174,14 @@ def task_class(name: str) -> type[Task]:
 def get_task(name: str, config, info) -> Task:
     """A task instance for one run (options parsed and checked)."""
     return task_class(name)(config, info)
+
+
+def task_name(config, info) -> str:
+    """The run's task: ``config.task``, or with ``auto`` the dataset's own (supervised) task."""
+    task = getattr(config, "task", "auto") or "auto"
+    return info.task if task == "auto" else task
+
+
+def resolve_task(config, info) -> Task:
+    """The task instance of a run (``config.task``, ``auto`` resolved from the dataset)."""
+    return get_task(task_name(config, info), config, info)
