@@ -6,10 +6,13 @@
 
 ``--write`` imports every family module (the real registry), builds each model whose family
 module changed since the catalogue was generated (all of them with ``--all``) at its default
-input and class count, counts its trainable and total parameters, and writes
+input and class count -- a component (an encoder, decoder, ...) at the defaults of its required
+arguments, ``ModelInfo.default_arguments()`` -- counts its trainable and total parameters, and
+writes
 
-* ``models/_catalog.py``: every registered model's :class:`ModelInfo`, its family module, the
-  module's source digest and the two counts -- what ``kerasdl models``, ``list_models()``,
+* ``models/_catalog.py``: every registered model's :class:`ModelInfo` (role, required
+  arguments, their defaults and companion included), its family module, the module's source
+  digest and the two counts -- what ``kerasdl models``, ``list_models()``,
   ``model_info()`` and ``param_counts()`` read without importing Keras;
 * the table between the ``models-table`` markers of README.md's "## Models" section.
 
@@ -86,6 +89,16 @@ def _published(name: str) -> str:
     return f"{shown} {which}: {reference}"
 
 
+def shape_cell(info) -> str:
+    """``224x224x3``; ``-`` for a component without an input shape (a decoder)."""
+    return "x".join(str(d) for d in info.default_input_shape) or "-"
+
+
+def classes_cell(info) -> str:
+    """The default class count; ``-`` for a component that takes none (an encoder)."""
+    return str(info.default_num_classes) if "num_classes" in info.required else "-"
+
+
 def table_rows() -> list[tuple[str, ...]]:
     """One README row per registered model, from the registry and the shipped counts (no build)."""
     from kerasdl.models import list_models, model_info, param_counts
@@ -95,8 +108,8 @@ def table_rows() -> list[tuple[str, ...]]:
         info = model_info(name)
         counts = param_counts(name)
         trainable, total = (f"{c:,}" for c in counts) if counts else ("?", "?")
-        rows.append((name, info.family, info.task, "x".join(str(d) for d in info.default_input_shape),
-                     str(info.default_num_classes), trainable, total, _published(name)))
+        rows.append((name, info.family, info.task, shape_cell(info), classes_cell(info), trainable,
+                     total, _published(name)))
     return rows
 
 
@@ -113,13 +126,14 @@ def readme_table_block(text: str) -> str:
 
 
 def count_parameters(name: str) -> tuple[int, int]:
-    """``(trainable, total)`` of ``name`` built at its default input and class count."""
+    """``(trainable, total)`` of ``name`` built at its default input and class count (a
+    component: at the defaults of its required arguments)."""
     import keras
     import numpy as np
 
-    from kerasdl.models import build_model
+    from kerasdl.models import build_model, model_info
 
-    model = build_model(name)
+    model = build_model(name, **model_info(name).default_arguments())
     trainable = int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
     total = int(model.count_params())
     del model

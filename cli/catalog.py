@@ -8,10 +8,14 @@ from kerasdl.tfquiet import import_tensorflow
 from .render import print_rows
 
 
-@click.command("models", epilog="\b\nExamples:\n  kerasdl models\n  kerasdl models --family resnet")
+@click.command("models", epilog="\b\nExamples:\n  kerasdl models\n"
+               "  kerasdl models --family resnet\n  kerasdl models --role encoder")
 @click.option("--family", default=None, help="Only this family.")
+@click.option("--role", default=None,
+              help="Only this role: classifier, segmenter, encoder, decoder, generator, "
+              "discriminator, denoiser or critic.")
 @click.option("--no-params", is_flag=True, help="Leave out the two parameter-count columns.")
-def models_command(family, no_params):
+def models_command(family, role, no_params):
     """List every registered model: family, task, default input, parameter counts, paper.
 
     Parameter counts ship with kerasdl (measured at each model's default input and class count
@@ -24,8 +28,8 @@ def models_command(family, no_params):
 
     if registry.stale_modules():  # a family edited since the catalogue was made: import it for real
         import_tensorflow()  # quietly, before the family module loads it
-    names = [n for n in list_models() if not family or model_info(n).family == family]
-    if family and not names:
+    names = [n for n in list_models(role=role) if not family or model_info(n).family == family]
+    if family and not any(model_info(n).family == family for n in list_models()):
         from kerasdl.errors import UnknownNameError
 
         raise UnknownNameError("family", family, {model_info(n).family for n in list_models()})
@@ -42,9 +46,9 @@ def models_command(family, no_params):
         else:
             counts = ("?", "?")
             missing.append(name)
-        shape = "x".join(str(d) for d in info.default_input_shape)
-        rows.append((name, info.family, info.task, shape, str(info.default_num_classes), *counts,
-                     info.paper))
+        shape = "x".join(str(d) for d in info.default_input_shape) or "-"  # "-": a decoder
+        classes = str(info.default_num_classes) if "num_classes" in info.required else "-"
+        rows.append((name, info.family, info.task, shape, classes, *counts, info.paper))
     columns, rows = _fit_terminal(columns, rows)
     print_rows("kerasdl models", columns, rows, right=("classes", *counted), wrap=("paper",))
     if missing:

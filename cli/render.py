@@ -14,6 +14,10 @@ console = Console()
 SHOWN = {
     "accuracy": "{:.2%}", "mean_iou": "{:.4f}", "top5_accuracy": "{:.2%}", "loss": "{:.4f}", "nll": "{:.4f}",
     "ece": "{:.2%}", "mse": "{:.4f}", "rmse": "{:.4f}", "mae": "{:.4f}", "r2": "{:.4f}", "n": "{:,}",
+    # autoencoders and the VAE (nats per example where the figure is a log-likelihood)
+    "bce": "{:.4f}", "noisy_mse": "{:.4f}", "noisy_input_mse": "{:.4f}", "pca_mse": "{:.4f}",
+    "mse_over_pca": "{:.4f}", "principal_angle_max_deg": "{:.2f}", "elbo": "{:.2f}", "reconstruction": "{:.2f}",
+    "kl": "{:.2f}", "nll_iwae": "{:.2f}", "mean_mse": "{:.4f}",
 }
 
 

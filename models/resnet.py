@@ -103,7 +103,7 @@ from ._common import (
     l2_regularizer,
     logits_head,
 )
-from .registry import register_model
+from .registry import register_presets
 
 # depth -> (block type, blocks per stage conv2_x .. conv5_x); He et al. 2016a, Table 1.
 IMAGENET_DEPTHS = {
@@ -393,9 +393,9 @@ def ResNet(
                              kernel_regularizer=reg, name=name)
 
 
-# Registered presets. Shared registry fields; each entry binds its preset, overrides win.
+# Registered presets: one table row per variant (registry fields + the builder keywords it
+# binds, ``preset``), registered in a loop; user overrides win over the preset.
 _IMAGENET = dict(
-    builder=ResNet,
     task="classification",
     default_input_shape=(224, 224, 3),
     default_num_classes=1000,
@@ -403,161 +403,68 @@ _IMAGENET = dict(
 )
 _V1 = "He, Zhang, Ren & Sun 2016 (Deep Residual Learning)"
 _V2 = "He, Zhang, Ren & Sun 2016 (Identity Mappings in Deep Residual Networks)"
+_KERAS_COUNTS = {50: "25,636,712", 101: "44,707,176", 152: "60,419,944"}  # v1, conv biases
+_KERAS_V2_COUNTS = {50: "25,613,800", 101: "44,675,560", 152: "60,380,648"}
 
 
-def _resnet(input_shape, num_classes, overrides, **preset):
-    return ResNet(input_shape, num_classes, **{**preset, **overrides})
+def _v1_row(depth: int) -> dict:
+    """resnet50 / 101 / 152: keras.applications' ResNet layer for layer (conv biases, stride in
+    the first 1x1 conv of a block)."""
+    torchvision = ("; conv_bias=False gives torchvision's 25,557,032 trainable" if depth == 50
+                   else "")
+    return dict(paper=_V1, preset=dict(depth=depth, conv_bias=True, stride_in="1x1"),
+                notes=f"ResNet-{depth}, bottleneck blocks with conv biases: "
+                f"{_KERAS_COUNTS[depth]} parameters (keras.applications ResNet{depth})"
+                f"{torchvision}. Inputs >= 32x32.")
 
 
-@register_model("resnet18", family="resnet", paper=_V1, **_IMAGENET,
-                notes="ResNet-18, basic blocks, no conv biases: 11,689,512 trainable "
-                "parameters (torchvision). Inputs >= 32x32.")
-def resnet18(input_shape, num_classes, **overrides):
-    """ResNet-18 (torchvision convention)."""
-    return _resnet(input_shape, num_classes, overrides, depth=18, name="resnet18")
+def _v1_5_row(depth: int) -> dict:
+    """resnet{depth}_v1_5: stride in the 3x3 conv, keras.applications' conv biases."""
+    return dict(paper=_V1 + "; v1.5 (torchvision)",
+                preset=dict(depth=depth, conv_bias=True, stride_in="3x3"),
+                notes=f"ResNet-{depth} v1.5: resnet{depth} with each downsampling block's stride "
+                "in its 3x3 conv instead of its first 1x1 (torchvision, the ResNeXt paper); same "
+                f"{_KERAS_COUNTS[depth]} parameters. Inputs >= 32x32.")
 
 
-@register_model("resnet34", family="resnet", paper=_V1, **_IMAGENET,
-                notes="ResNet-34, basic blocks, no conv biases: 21,797,672 trainable "
-                "parameters (torchvision). Inputs >= 32x32.")
-def resnet34(input_shape, num_classes, **overrides):
-    """ResNet-34 (torchvision convention)."""
-    return _resnet(input_shape, num_classes, overrides, depth=34, name="resnet34")
+def _v2_row(depth: int) -> dict:
+    """resnet{depth}v2: keras.applications' ResNetV2 layer for layer (stride in the last block
+    of stages 2-4)."""
+    return dict(paper=_V2, preset=dict(depth=depth, version=2, conv_bias=True, stride_block="last"),
+                notes=f"Pre-activation ResNet-{depth}: {_KERAS_V2_COUNTS[depth]} parameters "
+                f"(keras.applications ResNet{depth}V2). Inputs >= 32x32.")
 
 
-@register_model("resnet50", family="resnet", paper=_V1, **_IMAGENET,
-                notes="ResNet-50, bottleneck blocks with conv biases: 25,636,712 parameters "
-                "(keras.applications ResNet50); conv_bias=False gives torchvision's "
-                "25,557,032 trainable. Inputs >= 32x32.")
-def resnet50(input_shape, num_classes, **overrides):
-    """ResNet-50, keras.applications' ResNet50 layer for layer (conv biases, stride in the
-    first 1x1 conv of a block)."""
-    return _resnet(input_shape, num_classes, overrides, depth=50, conv_bias=True,
-                   stride_in="1x1", name="resnet50")
+def _preact_row(depth: int) -> dict:
+    """preact_resnet{depth}: stride in the first block of stages 3-5 (He et al.'s code)."""
+    return dict(paper=_V2, preset=dict(depth=depth, version=2, conv_bias=True,
+                                       stride_block="first"),
+                notes=f"Pre-activation ResNet-{depth} with the paper's downsampling (stride in "
+                f"the first block of stages 3-5, He et al.'s code) instead of resnet{depth}v2's "
+                f"(last block of stages 2-4, keras.applications); same {_KERAS_V2_COUNTS[depth]} "
+                "parameters. Inputs >= 32x32.")
 
 
-@register_model("resnet50_v1_5", family="resnet", paper=_V1 + "; v1.5 (torchvision)", **_IMAGENET,
-                notes="ResNet-50 v1.5: resnet50 with each downsampling block's stride in "
-                "its 3x3 conv instead of its first 1x1 (torchvision, the ResNeXt paper); "
-                "same 25,636,712 parameters. Inputs >= 32x32.")
-def resnet50_v1_5(input_shape, num_classes, **overrides):
-    """ResNet-50 v1.5 (stride in the 3x3 conv), keras.applications' conv biases."""
-    return _resnet(input_shape, num_classes, overrides, depth=50, conv_bias=True,
-                   stride_in="3x3", name="resnet50_v1_5")
-
-
-@register_model("resnet101", family="resnet", paper=_V1, **_IMAGENET,
-                notes="ResNet-101, bottleneck blocks with conv biases: 44,707,176 parameters "
-                "(keras.applications ResNet101). Inputs >= 32x32.")
-def resnet101(input_shape, num_classes, **overrides):
-    """ResNet-101, keras.applications' ResNet101 layer for layer (conv biases, stride in the
-    first 1x1 conv of a block)."""
-    return _resnet(input_shape, num_classes, overrides, depth=101, conv_bias=True,
-                   stride_in="1x1", name="resnet101")
-
-
-@register_model("resnet101_v1_5", family="resnet", paper=_V1 + "; v1.5 (torchvision)", **_IMAGENET,
-                notes="ResNet-101 v1.5: resnet101 with each downsampling block's stride in "
-                "its 3x3 conv instead of its first 1x1 (torchvision, the ResNeXt paper); "
-                "same 44,707,176 parameters. Inputs >= 32x32.")
-def resnet101_v1_5(input_shape, num_classes, **overrides):
-    """ResNet-101 v1.5 (stride in the 3x3 conv), keras.applications' conv biases."""
-    return _resnet(input_shape, num_classes, overrides, depth=101, conv_bias=True,
-                   stride_in="3x3", name="resnet101_v1_5")
-
-
-@register_model("resnet152", family="resnet", paper=_V1, **_IMAGENET,
-                notes="ResNet-152, bottleneck blocks with conv biases: 60,419,944 parameters "
-                "(keras.applications ResNet152). Inputs >= 32x32.")
-def resnet152(input_shape, num_classes, **overrides):
-    """ResNet-152, keras.applications' ResNet152 layer for layer (conv biases, stride in the
-    first 1x1 conv of a block)."""
-    return _resnet(input_shape, num_classes, overrides, depth=152, conv_bias=True,
-                   stride_in="1x1", name="resnet152")
-
-
-@register_model("resnet152_v1_5", family="resnet", paper=_V1 + "; v1.5 (torchvision)", **_IMAGENET,
-                notes="ResNet-152 v1.5: resnet152 with each downsampling block's stride in "
-                "its 3x3 conv instead of its first 1x1 (torchvision, the ResNeXt paper); "
-                "same 60,419,944 parameters. Inputs >= 32x32.")
-def resnet152_v1_5(input_shape, num_classes, **overrides):
-    """ResNet-152 v1.5 (stride in the 3x3 conv), keras.applications' conv biases."""
-    return _resnet(input_shape, num_classes, overrides, depth=152, conv_bias=True,
-                   stride_in="3x3", name="resnet152_v1_5")
-
-
-@register_model("resnet50v2", family="resnet", paper=_V2, **_IMAGENET,
-                notes="Pre-activation ResNet-50: 25,613,800 parameters (keras.applications "
-                "ResNet50V2). Inputs >= 32x32.")
-def resnet50v2(input_shape, num_classes, **overrides):
-    """Pre-activation ResNet-50, keras.applications' ResNet50V2 layer for layer (stride in
-    the last block of stages 2-4)."""
-    return _resnet(input_shape, num_classes, overrides, depth=50, version=2, conv_bias=True,
-                   stride_block="last", name="resnet50v2")
-
-
-@register_model("preact_resnet50", family="resnet", paper=_V2, **_IMAGENET,
-                notes="Pre-activation ResNet-50 with the paper's downsampling (stride in the "
-                "first block of stages 3-5, He et al.'s code) instead of resnet50v2's "
-                "(last block of stages 2-4, keras.applications); same 25,613,800 parameters. "
-                "Inputs >= 32x32.")
-def preact_resnet50(input_shape, num_classes, **overrides):
-    """Pre-activation ResNet-50, stride in the first block of stages 3-5."""
-    return _resnet(input_shape, num_classes, overrides, depth=50, version=2, conv_bias=True,
-                   stride_block="first", name="preact_resnet50")
-
-
-@register_model("resnet101v2", family="resnet", paper=_V2, **_IMAGENET,
-                notes="Pre-activation ResNet-101: 44,675,560 parameters (keras.applications "
-                "ResNet101V2). Inputs >= 32x32.")
-def resnet101v2(input_shape, num_classes, **overrides):
-    """Pre-activation ResNet-101, keras.applications' ResNet101V2 layer for layer (stride in
-    the last block of stages 2-4)."""
-    return _resnet(input_shape, num_classes, overrides, depth=101, version=2, conv_bias=True,
-                   stride_block="last", name="resnet101v2")
-
-
-@register_model("preact_resnet101", family="resnet", paper=_V2, **_IMAGENET,
-                notes="Pre-activation ResNet-101 with the paper's downsampling (stride in the "
-                "first block of stages 3-5, He et al.'s code) instead of resnet101v2's "
-                "(last block of stages 2-4, keras.applications); same 44,675,560 parameters. "
-                "Inputs >= 32x32.")
-def preact_resnet101(input_shape, num_classes, **overrides):
-    """Pre-activation ResNet-101, stride in the first block of stages 3-5."""
-    return _resnet(input_shape, num_classes, overrides, depth=101, version=2, conv_bias=True,
-                   stride_block="first", name="preact_resnet101")
-
-
-@register_model("resnet152v2", family="resnet", paper=_V2, **_IMAGENET,
-                notes="Pre-activation ResNet-152: 60,380,648 parameters (keras.applications "
-                "ResNet152V2). Inputs >= 32x32.")
-def resnet152v2(input_shape, num_classes, **overrides):
-    """Pre-activation ResNet-152, keras.applications' ResNet152V2 layer for layer (stride in
-    the last block of stages 2-4)."""
-    return _resnet(input_shape, num_classes, overrides, depth=152, version=2, conv_bias=True,
-                   stride_block="last", name="resnet152v2")
-
-
-@register_model("preact_resnet152", family="resnet", paper=_V2, **_IMAGENET,
-                notes="Pre-activation ResNet-152 with the paper's downsampling (stride in the "
-                "first block of stages 3-5, He et al.'s code) instead of resnet152v2's "
-                "(last block of stages 2-4, keras.applications); same 60,380,648 parameters. "
-                "Inputs >= 32x32.")
-def preact_resnet152(input_shape, num_classes, **overrides):
-    """Pre-activation ResNet-152, stride in the first block of stages 3-5."""
-    return _resnet(input_shape, num_classes, overrides, depth=152, version=2, conv_bias=True,
-                   stride_block="first", name="preact_resnet152")
-
-
-@register_model("resnext50_32x4d", family="resnext", paper="Xie, Girshick, Dollar, Tu & He 2017",
-                **_IMAGENET,
-                notes="ResNeXt-50 32x4d: bottleneck 3x3 convs in 32 groups (4 channels each in "
-                "the first stage): 25,028,904 trainable parameters (torchvision). "
-                "Inputs >= 32x32.")
-def resnext50_32x4d(input_shape, num_classes, **overrides):
-    """ResNeXt-50 (32x4d), torchvision convention."""
-    return _resnet(input_shape, num_classes, overrides, depth=50, groups=32, width_per_group=4,
-                   name="resnext50_32x4d")
+IMAGENET_PRESETS = {
+    "resnet18": dict(paper=_V1, preset=dict(depth=18),
+                     notes="ResNet-18, basic blocks, no conv biases: 11,689,512 trainable "
+                     "parameters (torchvision). Inputs >= 32x32."),
+    "resnet34": dict(paper=_V1, preset=dict(depth=34),
+                     notes="ResNet-34, basic blocks, no conv biases: 21,797,672 trainable "
+                     "parameters (torchvision). Inputs >= 32x32."),
+    **{name: row for depth in (50, 101, 152) for name, row in (
+        (f"resnet{depth}", _v1_row(depth)),
+        (f"resnet{depth}_v1_5", _v1_5_row(depth)),
+        (f"resnet{depth}v2", _v2_row(depth)),
+        (f"preact_resnet{depth}", _preact_row(depth)),
+    )},
+    "resnext50_32x4d": dict(
+        family="resnext", paper="Xie, Girshick, Dollar, Tu & He 2017",
+        preset=dict(depth=50, groups=32, width_per_group=4),
+        notes="ResNeXt-50 32x4d: bottleneck 3x3 convs in 32 groups (4 channels each in the first "
+        "stage): 25,028,904 trainable parameters (torchvision). Inputs >= 32x32."),
+}
+globals().update(register_presets(ResNet, IMAGENET_PRESETS, family="resnet", **_IMAGENET))
 
 
 # --------------------------------------------------------------------------- CIFAR ResNets
@@ -629,71 +536,35 @@ def CifarResNet(
 
 
 _CIFAR = dict(
-    builder=CifarResNet,
+    family="resnet_cifar",
     task="classification",
     paper=_V1 + ", Sec. 4.2",
     default_input_shape=(32, 32, 3),
     default_num_classes=10,
     smoke_input_shape=(32, 32, 3),
 )
-
-
-def _cifar(input_shape, num_classes, overrides, **preset):
-    return CifarResNet(input_shape, num_classes, **{**preset, **overrides})
-
-
-@register_model("resnet20", family="resnet_cifar", **_CIFAR,
-                notes="CIFAR ResNet-20 (n=3), option-A shortcuts: 0.27M parameters (paper, "
-                "Table 6); 91.25% on CIFAR-10 in the paper. shortcut='B' projects instead.")
-def resnet20(input_shape, num_classes, **overrides):
-    """CIFAR ResNet-20."""
-    return _cifar(input_shape, num_classes, overrides, depth=20, name="resnet20")
-
-
-@register_model("resnet32", family="resnet_cifar", **_CIFAR,
-                notes="CIFAR ResNet-32 (n=5), option-A shortcuts: 0.46M parameters (paper, "
-                "Table 6).")
-def resnet32(input_shape, num_classes, **overrides):
-    """CIFAR ResNet-32."""
-    return _cifar(input_shape, num_classes, overrides, depth=32, name="resnet32")
-
-
-@register_model("resnet44", family="resnet_cifar", **_CIFAR,
-                notes="CIFAR ResNet-44 (n=7), option-A shortcuts: 0.66M parameters (paper, "
-                "Table 6).")
-def resnet44(input_shape, num_classes, **overrides):
-    """CIFAR ResNet-44."""
-    return _cifar(input_shape, num_classes, overrides, depth=44, name="resnet44")
-
-
-@register_model("resnet56", family="resnet_cifar", **_CIFAR,
-                notes="CIFAR ResNet-56 (n=9), option-A shortcuts: 0.85M parameters (paper, "
-                "Table 6); 93.03% on CIFAR-10 in the paper.")
-def resnet56(input_shape, num_classes, **overrides):
-    """CIFAR ResNet-56."""
-    return _cifar(input_shape, num_classes, overrides, depth=56, name="resnet56")
-
-
-@register_model("resnet110", family="resnet_cifar", **_CIFAR,
-                notes="CIFAR ResNet-110 (n=18), option-A shortcuts: 1.7M parameters (paper, "
-                "Table 6).")
-def resnet110(input_shape, num_classes, **overrides):
-    """CIFAR ResNet-110."""
-    return _cifar(input_shape, num_classes, overrides, depth=110, name="resnet110")
-
-
-@register_model("plain20", family="plain_cifar", **_CIFAR,
-                notes="ResNet-20 without shortcuts (shortcut=None), for the degradation "
-                "experiment (He et al. 2016a, Fig. 6): same 0.27M parameters.")
-def plain20(input_shape, num_classes, **overrides):
-    """Plain 20-layer CIFAR net."""
-    return _cifar(input_shape, num_classes, overrides, depth=20, shortcut=None, name="plain20")
-
-
-@register_model("plain56", family="plain_cifar", **_CIFAR,
-                notes="ResNet-56 without shortcuts (shortcut=None): 0.85M parameters; it ends at a "
-                "higher training error than plain20, the degradation problem (He et al. 2016a, "
-                "Fig. 6).")
-def plain56(input_shape, num_classes, **overrides):
-    """Plain 56-layer CIFAR net."""
-    return _cifar(input_shape, num_classes, overrides, depth=56, shortcut=None, name="plain56")
+CIFAR_PRESETS = {
+    "resnet20": dict(preset=dict(depth=20),
+                     notes="CIFAR ResNet-20 (n=3), option-A shortcuts: 0.27M parameters (paper, "
+                     "Table 6); 91.25% on CIFAR-10 in the paper. shortcut='B' projects instead."),
+    "resnet32": dict(preset=dict(depth=32),
+                     notes="CIFAR ResNet-32 (n=5), option-A shortcuts: 0.46M parameters (paper, "
+                     "Table 6)."),
+    "resnet44": dict(preset=dict(depth=44),
+                     notes="CIFAR ResNet-44 (n=7), option-A shortcuts: 0.66M parameters (paper, "
+                     "Table 6)."),
+    "resnet56": dict(preset=dict(depth=56),
+                     notes="CIFAR ResNet-56 (n=9), option-A shortcuts: 0.85M parameters (paper, "
+                     "Table 6); 93.03% on CIFAR-10 in the paper."),
+    "resnet110": dict(preset=dict(depth=110),
+                      notes="CIFAR ResNet-110 (n=18), option-A shortcuts: 1.7M parameters (paper, "
+                      "Table 6)."),
+    "plain20": dict(family="plain_cifar", preset=dict(depth=20, shortcut=None),
+                    notes="ResNet-20 without shortcuts (shortcut=None), for the degradation "
+                    "experiment (He et al. 2016a, Fig. 6): same 0.27M parameters."),
+    "plain56": dict(family="plain_cifar", preset=dict(depth=56, shortcut=None),
+                    notes="ResNet-56 without shortcuts (shortcut=None): 0.85M parameters; it ends "
+                    "at a higher training error than plain20, the degradation problem (He et al. "
+                    "2016a, Fig. 6)."),
+}
+globals().update(register_presets(CifarResNet, CIFAR_PRESETS, **_CIFAR))

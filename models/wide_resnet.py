@@ -43,7 +43,7 @@ from ._common import (
     initializer,
     l2_regularizer,
 )
-from .registry import register_model
+from .registry import register_presets
 from .resnet import CIFAR_FILTERS, bn_relu, conv_factory, pooled_classifier, residual_block
 
 MIN_SIDE = 4  # total stride 4
@@ -113,8 +113,8 @@ def WideResNet(
                              kernel_regularizer=reg, name=name)
 
 
+# Registered presets: one table row per variant (the builder keywords it binds in ``preset``).
 _WRN = dict(
-    builder=WideResNet,
     family="wide_resnet",
     task="classification",
     paper="Zagoruyko & Komodakis 2016",
@@ -122,38 +122,16 @@ _WRN = dict(
     default_num_classes=10,
     smoke_input_shape=(32, 32, 3),
 )
-
-
-def _wrn(input_shape, num_classes, overrides, **preset):
-    return WideResNet(input_shape, num_classes, **{**preset, **overrides})
-
-
-@register_model("wide_resnet", **_WRN,
-                notes="Generic WRN-d-k: pass depth (6n+4) and widen_factor; defaults to "
-                "WRN-28-10. dropout=0.3 between the convs as in the paper's best runs.")
-def wide_resnet(input_shape, num_classes, **overrides):
-    """WRN-depth-widen_factor (WRN-28-10 unless overridden)."""
-    return _wrn(input_shape, num_classes, overrides, name="wide_resnet")
-
-
-@register_model("wide_resnet28_10", **_WRN,
-                notes="WRN-28-10: 36.5M parameters (paper); dropout=0.3 for the paper's best "
-                "CIFAR results.")
-def wide_resnet28_10(input_shape, num_classes, **overrides):
-    """WRN-28-10."""
-    return _wrn(input_shape, num_classes, overrides, depth=28, widen_factor=10,
-                name="wide_resnet28_10")
-
-
-@register_model("wide_resnet16_8", **_WRN, notes="WRN-16-8: 11.0M parameters (paper).")
-def wide_resnet16_8(input_shape, num_classes, **overrides):
-    """WRN-16-8."""
-    return _wrn(input_shape, num_classes, overrides, depth=16, widen_factor=8,
-                name="wide_resnet16_8")
-
-
-@register_model("wide_resnet40_4", **_WRN, notes="WRN-40-4: 8.9M parameters (paper).")
-def wide_resnet40_4(input_shape, num_classes, **overrides):
-    """WRN-40-4."""
-    return _wrn(input_shape, num_classes, overrides, depth=40, widen_factor=4,
-                name="wide_resnet40_4")
+PRESETS = {
+    "wide_resnet": dict(preset={},
+                        notes="Generic WRN-d-k: pass depth (6n+4) and widen_factor; defaults to "
+                        "WRN-28-10. dropout=0.3 between the convs as in the paper's best runs."),
+    "wide_resnet28_10": dict(preset=dict(depth=28, widen_factor=10),
+                             notes="WRN-28-10: 36.5M parameters (paper); dropout=0.3 for the "
+                             "paper's best CIFAR results."),
+    "wide_resnet16_8": dict(preset=dict(depth=16, widen_factor=8),
+                            notes="WRN-16-8: 11.0M parameters (paper)."),
+    "wide_resnet40_4": dict(preset=dict(depth=40, widen_factor=4),
+                            notes="WRN-40-4: 8.9M parameters (paper)."),
+}
+globals().update(register_presets(WideResNet, PRESETS, **_WRN))

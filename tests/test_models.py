@@ -26,7 +26,7 @@ from kerasdl.models.activations import (
     units_multiplier,
 )
 
-MODELS = list_models()
+MODELS = [n for n in list_models() if not model_info(n).is_component]  # components: tests/test_autoencoders.py
 
 # Keras' automatic layer names (what a layer gets when the builder forgets `name=`).
 AUTO_NAME = re.compile(

@@ -81,7 +81,8 @@ def _run_lineage(run_dir: str) -> dict:
     """A run's lineage from its config and dataset.json (nothing built, no TensorFlow)."""
     config = runs.read_config(run_dir)
     info = runs.read_json(runs.path(run_dir, runs.DATASET), {}) or {}
-    return lineage({"model": config.model, "dataset": config.dataset, "task": info.get("task"),
+    task = info.get("task") if (config.task or "auto") == "auto" else config.task  # tasks.task_name, no import
+    return lineage({"model": config.model, "dataset": config.dataset, "task": task,
                     "input_shape": info.get("input_shape"), "input_dtype": info.get("raw_dtype"),
                     "class_names": info.get("class_names")})
 

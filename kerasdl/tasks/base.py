@@ -68,6 +68,8 @@ class Task:
     encodes: ClassVar[bool] = False  # `kerasdl encode` works on its runs
     # The model roles (ModelInfo.role) this task can train.
     roles: ClassVar[tuple[str, ...]] = ("classifier",)
+    # The output names of the export's serving_default (kerasdl.json "outputs").
+    serving_outputs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config, info):
         self.config = config
@@ -123,6 +125,10 @@ class Task:
     def endpoints(self, model, run_dir: str) -> dict[str, Endpoint]:
         """Export signatures by name; ``serving_default`` first."""
         raise NotImplementedError
+
+    def export_outputs(self, run_dir: str) -> list[str]:
+        """The ``serving_default`` output names written to the export's kerasdl.json."""
+        return list(self.serving_outputs)
 
     # -- tuning --------------------------------------------------------------------------------
     def tune_objectives(self) -> dict[str, str]:

@@ -28,6 +28,7 @@ class AutoencoderOptions:
     latent_dim: int = 16  # code size k
     noise: float = 0.0  # > 0: a denoising AE (Vincent et al. 2008), Gaussian noise std on [0, 1] inputs
     loss: str = "mse"  # "mse" or "bce" (Bernoulli on [0, 1] inputs)
+    eval_noise: float = -1.0  # noise std of the denoising figures at evaluation; < 0: noise, or 0.3 when 0
 
     def check(self) -> None:
         if self.latent_dim < 1:
@@ -44,7 +45,8 @@ class VAEOptions:
 
     latent_dim: int = 16
     beta: float = 1.0  # weight of the KL term (beta-VAE, Higgins et al. 2017)
-    decoder: str = "bernoulli"  # "bernoulli" (logits, [0, 1] pixels) or "gaussian" (unit variance)
+    decoder: str = "bernoulli"  # "bernoulli" (logits, [0, 1] pixels) or "gaussian"
+    sigma: float = 1.0  # standard deviation of the Gaussian decoder
     kl_warmup_epochs: int = 0  # KL weight ramps linearly from 0 to beta over these epochs
     iw_samples: int = 100  # K of the importance-weighted NLL estimate (Burda et al. 2016)
 
@@ -55,6 +57,8 @@ class VAEOptions:
             raise KerasdlUsageError(f"beta must be >= 0. Received: beta={self.beta}")
         if self.decoder not in ("bernoulli", "gaussian"):
             raise UnknownNameError("VAE decoder", self.decoder, ("bernoulli", "gaussian"))
+        if not self.sigma > 0.0:
+            raise KerasdlUsageError(f"sigma must be > 0. Received: sigma={self.sigma}")
         if self.kl_warmup_epochs < 0:
             raise KerasdlUsageError(f"kl_warmup_epochs must be >= 0. Received: kl_warmup_epochs={self.kl_warmup_epochs}")
         if self.iw_samples < 1:
@@ -100,7 +104,7 @@ def parse_options(task: str, values: dict) -> Any:
         try:
             check()
         except KerasdlUsageError as exc:
-            raise type(exc)(f"task {task!r}: {exc}") from None
+            raise KerasdlUsageError(f"task {task!r}: {exc}") from None
     return opts
 
 

@@ -52,6 +52,7 @@ from typing import Any
 import yaml
 
 from kerasdl import runs
+from kerasdl.runs.load import load_run
 from kerasdl.engine.callbacks import monitor_mode
 from kerasdl.config import RunConfig, read_yaml
 from kerasdl.errors import KerasdlUsageError, UnknownNameError
@@ -258,7 +259,7 @@ def validation_figures(run_dir: str, config: RunConfig) -> dict:
     from kerasdl.evaluation.report import evaluate_model
     from kerasdl.data import load_splits
 
-    run = runs.load_run(run_dir)
+    run = load_run(run_dir)
     data, _ = load_splits(config, ("validation",), shuffle_train=False)
     report = evaluate_model(run.model, data["validation"], run.info)
     out = {"val_loss": float(report["loss"])}
@@ -416,7 +417,7 @@ def make_tuner(settings: TuneSettings, tune_dir: str, *, overwrite: bool, echo=p
             pass
 
         def load_model(self, trial):
-            return runs.load_run(os.path.join(tune_dir, TRIALS, trial.trial_id)).model
+            return load_run(os.path.join(tune_dir, TRIALS, trial.trial_id)).model
 
     return KerasdlTuner(oracle=_oracle(settings, hp), directory=tune_dir, project_name=PROJECT,
                         overwrite=overwrite)
