@@ -36,6 +36,9 @@ COMMANDS = {
     "datasets": ("catalog", "datasets_command"),
     "runs": ("runs", "runs_command"),
     "augment-preview": ("augment_preview", "augment_preview_command"),
+    "tasks": ("tasks", "tasks_command"),
+    "sample": ("sample", "sample_command"),
+    "encode": ("encode", "encode_command"),
 }
 
 EPILOG = """\b
@@ -47,7 +50,10 @@ Examples:
   kerasdl export runs/<run>                       # saved_models/<run>/<version>/
   kerasdl tune --model mlp --dataset digits --tuner hyperband   # Keras Tuner search
   kerasdl predict saved_models/<run> digit.png
-  kerasdl models; kerasdl datasets                # what is available
+  kerasdl train --task vae --task-opt latent_dim=2  # a variational autoencoder (kerasdl tasks)
+  kerasdl sample runs/<vae-run> --out grid.png    # samples from a generative run
+  kerasdl encode runs/<vae-run> digits.npz        # the codes of inputs
+  kerasdl models; kerasdl datasets; kerasdl tasks # what is available
 """
 
 

@@ -35,7 +35,7 @@ def print_metrics(report: Mapping, title: str = "metrics", class_names=None) -> 
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, fmt in SHOWN.items():
-        if key in report and report[key] is not None:
+        if isinstance(report.get(key), (int, float)):  # not e.g. the autoencoder's "loss": "mse" (its name)
             label = f"ece ({report.get('ece_bins', 15)} bins)" if key == "ece" else key
             table.add_row(label, fmt.format(report[key]))
     console.print(table)

@@ -18,27 +18,31 @@ Examples:
   kerasdl tune --resume runs/tune-mlp-digits-20261123-101500        # continue an interrupted search
   kerasdl train --config runs/tune-mlp-digits-20261123-101500/best.yaml   # retrain the best
   kerasdl tune --model mlp --max-trials 12 --workers 2            # chief + 2 workers on this machine
+  kerasdl tune --task vae --dataset mnist --objective val_elbo    # latent size, beta, width, learning rate
 
 \b
 space.yaml overrides or extends the model's default space:
   learning_rate: {type: float, min: 1.0e-4, max: 1.0e-2, log: true}
   model_opt.width: {type: choice, values: [64, 128, 256]}
   model_opt.dropout: {type: fixed, value: 0.2}
+  task_opt.latent_dim: {type: choice, values: [8, 16]}       # a --task-opt key of the task
 """
 
 
 @click.command("tune", epilog=EPILOG)
 # Options that set the trials' RunConfig fields come from the fields (kerasdl/config.py), with the
 # search's own defaults.
-@config_option("model", default="mlp")
+@config_option("model", default=None, help="Registry name (see 'kerasdl models').  [default: mlp, or the "
+               "task's own model]")
 @config_option("dataset", default="digits")
 @config_option("task")
 @config_option("task_options")
 @click.option("--tuner", default=None, help="random, grid, bayesian or hyperband.  [default: random]")
 @click.option("--max-trials", type=click.IntRange(min=1), default=None,
               help="Trials to run (random, grid, bayesian).  [default: 10]")
-@click.option("--objective", default=None, help="val_loss, val_accuracy, val_nll or val_ece (on the validation "
-              "split).  [default: val_loss]")
+@click.option("--objective", default=None, help="What the search optimises, on the validation split; the task "
+              "offers it with its direction: val_loss, val_accuracy, val_nll or val_ece (supervised), val_elbo or "
+              "val_loss (vae), val_loss (autoencoder).  [default: val_loss]")
 @config_option("epochs", default=10, help="Epochs per trial; hyperband's largest budget.")
 @click.option("--space", "space_file", type=click.Path(dir_okay=False), default=None,
               help="YAML search space that overrides or extends the model's default.")
@@ -96,15 +100,15 @@ def tune_command(ctx, model, dataset, task, task_options, tuner, max_trials, obj
             raise click.UsageError(f"--resume keeps the search's settings; cannot change {', '.join(given) or 'overwrite'}")
         settings, tune_dir = tuning.TuneSettings.load(resume_dir), resume_dir
     else:
-        model, dataset = model or "mlp", dataset or "digits"
         from kerasdl.config import RunConfig
+        from kerasdl.tasks.options import default_model
 
+        task = task or "auto"
+        model, dataset = model or (default_model(task) if task != "auto" else "mlp"), dataset or "digits"
         base = RunConfig(model=model, dataset=dataset, epochs=epochs or 10, seed=seed or 0, patience=0, task=task,
                          task_options=to_field("task_options", task_options))
         base.validate()
-        from kerasdl.data import dataset_info
-
-        space = tuning.default_space(model, dataset_info(dataset).task)
+        space = tuning.task_space(base)
         if space_file:
             space = tuning.read_space(space_file, space)
         base_fields = {k: v for k, v in base.to_dict().items() if k not in ("name", "output_dir")}

@@ -16,7 +16,7 @@ from kerasdl import runs
 from kerasdl.errors import KerasdlUsageError
 from kerasdl.runs.load import load_run
 
-__all__ = ["evaluate_run", "calibrate_run", "sample", "encode"]
+__all__ = ["evaluate_run", "calibrate_run", "sample", "encode", "encode_inputs", "check_sample", "check_encode"]
 
 
 def evaluate_run(run_dir: str, split: str = "test", *, batch_size: int | None = None,
@@ -80,3 +80,87 @@ def calibrate_run(run_dir: str, *, method: str = "temperature", n_bins: int = 15
     metrics_record["calibration"] = summary(record)
     runs.write_json(file, metrics_record)
     return record
+
+
+def _require(run_dir: str, command: str):
+    """Nothing when ``kerasdl <command>`` ("sample" | "encode") works on the run; else one line. Reads config.yaml and dataset.json only: nothing is loaded or written before it passes."""
+    from kerasdl.tasks.base import CAPABILITIES, refusal, task_attribute
+
+    runs.check_run_dir(run_dir, need_weights=False)
+    config = runs.read_config(run_dir)
+    name = config.task
+    if name in (None, "", "auto"):  # the dataset's own (supervised) task
+        name = (runs.read_json(runs.path(run_dir, runs.DATASET), {}) or {}).get("task", "classification")
+    if not task_attribute(name, CAPABILITIES[command][0]):
+        raise KerasdlUsageError(refusal(name, command, run_dir))
+
+
+def check_sample(run_dir: str, n: int = 64) -> None:
+    """Refuse ``sample`` before anything loads: a bad ``n`` or a run that is not generative."""
+    if int(n) < 1:
+        raise KerasdlUsageError(f"n must be >= 1. Received: n={n}")
+    _require(run_dir, "sample")
+
+
+def sample(run_dir: str, n: int = 64, seed: int = 0, out: str | None = None, *, npz: str | None = None,
+           cols: int = 8) -> tuple[np.ndarray, str | None]:
+    """``kerasdl sample``: ``n`` images from a generative run's prior, drawn with ``seed``.
+
+    The same ``seed`` draws the same codes as the export's ``sample`` signature. Writes a PNG grid
+    to ``out`` (default ``<run>/plots/samples_seed<seed>.png``; ``out=""`` writes none) and,
+    with ``npz``, the arrays (``images`` in [0, 1], ``z``). Returns ``(images, png path)``.
+    """
+    check_sample(run_dir, n)
+    if out is None:
+        out = runs.path(run_dir, os.path.join(runs.PLOTS, f"samples_seed{int(seed)}.png"))
+    if out and not out.lower().endswith(".png"):
+        raise KerasdlUsageError(f"the sample grid is a PNG: give an output path ending in .png. Received: {out}")
+    if npz and not npz.lower().endswith(".npz"):
+        raise KerasdlUsageError(f"the sample arrays go to an .npz file. Received: {npz}")
+    run = load_run(run_dir)
+    images = run.task.sample(run.model, int(n), int(seed))
+    if out:
+        from kerasdl.plots import generative as figs
+
+        figs.image_grid(images, out, cols=max(1, min(int(cols), int(n))),
+                        title=f"{run.config.name or os.path.basename(os.path.normpath(run_dir))}: "
+                              f"{n} samples, seed {seed}")
+    if npz:
+        arrays = {"images": images}
+        if hasattr(run.task, "prior"):
+            arrays["z"] = run.task.prior(int(n), int(seed))
+        os.makedirs(os.path.dirname(os.path.abspath(npz)), exist_ok=True)
+        np.savez_compressed(npz, **arrays)
+    return images, out or None
+
+
+def check_encode(run_dir: str) -> None:
+    """Refuse ``encode`` before anything loads: a run whose task has no encoder."""
+    _require(run_dir, "encode")
+
+
+def encode_inputs(run_dir: str, paths: list[str], *, batch_size: int = 256
+                  ) -> tuple[np.ndarray, list[str], list[str]]:
+    """``(codes (N, k), names, warnings)`` of the input files ``paths`` (images, .npz, .npy,
+    .csv, read as ``kerasdl predict`` reads them); names are ``file`` or ``file[row]``, warnings
+    one line per way the inputs sit far outside the training data."""
+    from kerasdl.data import read_inputs
+    from kerasdl.predict import expand_names, input_warnings
+    from kerasdl.runs.inputs import run_input_stats
+
+    check_encode(run_dir)
+    if not paths:
+        raise KerasdlUsageError("no inputs given to encode")
+    run = load_run(run_dir)
+    arrays = [read_inputs([p], run.info) for p in paths]
+    x = np.concatenate(arrays)
+    names = expand_names(list(paths), [len(a) for a in arrays])
+    problems = input_warnings(x, names, run.info, run_input_stats(run_dir, run.config))
+    codes = np.concatenate([run.task.encode(run.model, x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    return codes.astype(np.float32), names, problems
+
+
+def encode(run_dir: str, paths: list[str], *, batch_size: int = 256) -> np.ndarray:
+    """``kerasdl encode``: the codes (N, k) of the input files ``paths`` (a VAE: ``z_mean``), as
+    the run's export ``encode`` signature computes them."""
+    return encode_inputs(run_dir, paths, batch_size=batch_size)[0]

@@ -119,7 +119,7 @@ def resolve_source(source: str) -> tuple[str, str]:
     )
 
 
-def _expand_names(paths: list[str], counts: list[int]) -> list[str]:
+def expand_names(paths: list[str], counts: list[int]) -> list[str]:
     names = []
     for p, n in zip(paths, counts):
         names += [p] if n == 1 and not p.endswith((".npz", ".csv")) else [f"{p}[{i}]" for i in range(n)]
@@ -193,7 +193,7 @@ def predict(source: str, paths: list[str], *, batch_size: int = 256, calibrated:
     if not arrays:
         raise KerasdlUsageError("no inputs given to predict")
     x = np.concatenate(arrays)
-    names, extra = _expand_names(paths, counts), {}
+    names, extra = expand_names(paths, counts), {}
     problems = input_warnings(x, names, info, stats)
     if mc_samples:
         from kerasdl.evaluation import uncertainty

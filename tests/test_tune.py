@@ -5,6 +5,7 @@ reported score. Every trial runs in a fresh child process (the default, ``trial_
 from __future__ import annotations
 
 import csv
+import math
 import os
 import sys
 
@@ -189,3 +190,59 @@ def test_chief_and_two_workers_run_every_trial_exactly_once(tmp_path, data_dir):
             finished += [line.split(":")[0].split()[1] for line in f if line.startswith("trial ") and "val_loss" in line]
     assert sorted(finished) == ids  # every trial ran once, in one of the workers
     assert result.best_config and os.path.exists(result.best_config)
+
+
+def test_the_task_owns_the_objectives_and_adds_its_options_to_the_space():
+    """Supervised runs keep loss/accuracy/NLL/ECE with their directions; a VAE offers val_elbo (to
+    maximise) and val_loss; its options are searched as task_opt.<key> and routed into task_options."""
+    from kerasdl.config import RunConfig
+    from kerasdl.tuning.search import OBJECTIVES, apply_values, task_space
+
+    sup = settings()
+    assert sup.objectives() == {"val_loss": "min", "val_accuracy": "max", "val_nll": "min", "val_ece": "min"}
+    assert tuple(sup.objectives()) == OBJECTIVES
+    base = RunConfig(model="dense_encoder", dataset="digits", task="vae", epochs=1, patience=0)
+    space = task_space(base)
+    assert space["task_opt.latent_dim"] == {"type": "choice", "values": [2, 8, 16, 32]}
+    assert space["task_opt.beta"]["values"] == [0.5, 1.0, 2.0]
+    assert "model_opt.width" in space and "learning_rate" in space
+    assert space["augment"] == {"type": "fixed", "value": "none"}  # unlabeled: nothing to augment
+    config = apply_values(base, {"task_opt.latent_dim": 2, "task_opt.beta": 0.5, "model_opt.width": 64,
+                                 "learning_rate": 0.003, "tuner/epochs": 1})
+    assert config.task_options == {"latent_dim": 2, "beta": 0.5} and config.model_options == {"width": 64}
+    assert config.learning_rate == 0.003
+    vae = settings(objective="val_elbo")
+    vae.base = {k: v for k, v in base.to_dict().items() if k not in ("name", "output_dir")}
+    vae.space = space
+    vae.check()
+    assert vae.direction() == "max"
+    vae.objective = "val_accuracy"
+    with pytest.raises(UnknownNameError, match="val_elbo, val_loss"):
+        vae.check()
+
+
+def test_cli_tune_vae_ranks_trials_by_the_higher_val_elbo(cli_inprocess, tmp_path, data_dir):
+    """Two one-epoch VAE trials in the search process: both record val_elbo from their history and
+    best.yaml is the VAE trial with the higher ELBO; an objective the task does not offer is refused."""
+    from clihelpers import assert_one_line_error
+
+    proc = cli_inprocess("tune", "--task", "vae", "--objective", "val_accuracy", cwd=tmp_path)
+    assert_one_line_error(proc, "val_accuracy", "val_elbo", "val_loss")
+    assert not os.path.exists(tmp_path / "runs")  # nothing written
+    space = tmp_path / "space.yaml"  # small and fast: one tiny layer, two code sizes
+    space.write_text("model_opt.width: {type: fixed, value: 32}\nmodel_opt.activation: {type: fixed, value: relu}\n"
+                     "task_opt.latent_dim: {type: choice, values: [2, 8]}\nbatch_size: {type: fixed, value: 128}\n"
+                     "learning_rate: {type: choice, values: [0.0003, 0.003]}\n")
+    proc = cli_inprocess("tune", "--task", "vae", "--dataset", "digits", "--objective", "val_elbo", "--max-trials", "2",
+                         "--epochs", "1", "--trial-process", "shared", "--space", str(space), "--task-opt",
+                         "iw_samples=2", "--name", "v", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    table = rows(tmp_path / "runs" / "v")
+    assert len(table) == 2 and {r["status"] for r in table} == {"completed"}
+    elbos = [float(r["val_elbo"]) for r in table]
+    assert all(math.isfinite(e) and e < 0 for e in elbos)
+    assert elbos[0] == max(elbos)  # ranked: the higher ELBO first
+    best = yaml.safe_load(open(tmp_path / "runs" / "v" / "best.yaml"))
+    assert best["task"] == "vae" and best["model"] == "dense_encoder"
+    assert best["task_options"]["latent_dim"] == int(table[0]["task_opt.latent_dim"])
+    assert best["learning_rate"] == pytest.approx(float(table[0]["learning_rate"]))

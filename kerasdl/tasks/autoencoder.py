@@ -214,9 +214,14 @@ class AutoencoderTask(Task):
         self._pca = None  # (mean, components, angles) of the last linear evaluation
 
     # -- checks --------------------------------------------------------------------------------
+    # What the model logs each epoch, with the direction in which each is better (validation
+    # figures get the val_ prefix): the monitor must be one of them.
+    logged = {"loss": "min"}
+
     def check(self) -> None:
         check_data(self.name, self.info)
         check_encoder(self.name, self.config, self.info)
+        self.monitor()  # a monitor the model never logs: refused now, not after training
 
     @property
     def sigmoid(self) -> bool:
@@ -270,7 +275,14 @@ class AutoencoderTask(Task):
         return train_ds, val_ds
 
     def monitor(self) -> tuple[str, str]:
-        return "val_loss", "min"
+        """``--monitor`` (default val_loss) with its direction from :attr:`logged`."""
+        name = self.config.monitor or "val_loss"
+        directions = {**self.logged, **{f"val_{k}": v for k, v in self.logged.items()}}
+        if name not in directions:
+            raise KerasdlUsageError(
+                f"monitor {name!r} is not logged by task {self.name!r}; choose one of {', '.join(directions)}"
+            )
+        return name, directions[name]
 
     def inference_model(self, model):
         encoder, decoder = parts(model)
@@ -388,6 +400,18 @@ class AutoencoderTask(Task):
         encoder, _ = parts(model)
         z = predict(encoder, x)
         return z[0] if isinstance(z, list) else z
+
+    def encode(self, model, x_raw) -> np.ndarray:
+        """Codes (N, k) of raw inputs (as the dataset stores them, e.g. uint8 images): normalised
+        as in training, then the encoder (a Gaussian encoder's ``z_mean``) — what the export's
+        ``encode`` signature returns."""
+        from kerasdl.data import normalize
+
+        x = np.asarray(x_raw)
+        if not len(x):
+            return np.zeros((0, self.opts.latent_dim), np.float32)
+        x = np.concatenate([np.asarray(normalize(x[i:i + 256], self.info)) for i in range(0, len(x), 256)])
+        return self._codes(model, x)
 
     def _scatter(self, model, x, labels, run_dir, split) -> str:
         from kerasdl.plots import generative as figs

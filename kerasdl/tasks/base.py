@@ -31,10 +31,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, ClassVar
 
-from kerasdl.errors import UnknownNameError
+from kerasdl.errors import KerasdlUsageError, UnknownNameError
 from kerasdl.tasks.options import OPTIONS, parse_options
 
-__all__ = ["Task", "Endpoint", "register_task", "get_task", "list_tasks", "task_class", "task_name", "resolve_task"]
+__all__ = ["Task", "Endpoint", "register_task", "get_task", "list_tasks", "task_class", "task_name", "resolve_task",
+           "tasks_that", "task_attribute", "refusal"]
 
 # What a task's data looks like (the engine asks the data layer for it):
 #   supervised  (x, y) batches; y: class ids, targets or masks
@@ -130,6 +131,17 @@ class Task:
         """The ``serving_default`` output names written to the export's kerasdl.json."""
         return list(self.serving_outputs)
 
+    # -- generative use: `kerasdl sample` / `kerasdl encode` ------------------------------------
+    def sample(self, model, n: int, seed: int):
+        """``n`` images (N, ...) in [0, 1] drawn from the model's prior with ``seed`` (generative
+        tasks: ``generative = True``); others refuse in one line."""
+        raise KerasdlUsageError(refusal(self.name, "sample"))
+
+    def encode(self, model, x_raw):
+        """Codes (N, k) of raw inputs ``x_raw`` (as the dataset stores them; tasks with an encoder:
+        ``encodes = True``); others refuse in one line."""
+        raise KerasdlUsageError(refusal(self.name, "encode"))
+
     # -- tuning --------------------------------------------------------------------------------
     def tune_objectives(self) -> dict[str, str]:
         """Objectives ``kerasdl tune --objective`` accepts for this task: name -> "min" | "max"."""
@@ -191,3 +203,96 @@ def task_name(config, info) -> str:
 def resolve_task(config, info) -> Task:
     """The task instance of a run (``config.task``, ``auto`` resolved from the dataset)."""
     return get_task(task_name(config, info), config, info)
+
+
+# --------------------------------------------------------------------------- capabilities
+
+# Command -> (the Task flag it needs, what such a run is called in an error).
+CAPABILITIES = {"sample": ("generative", "a generative run"), "encode": ("encodes", "a run with an encoder")}
+
+
+def tasks_that(command: str) -> list[str]:
+    """The task names whose runs ``kerasdl <command>`` ("sample" | "encode") works on."""
+    flag = CAPABILITIES[command][0]
+    return [name for name in list_tasks() if task_attribute(name, flag)]
+
+
+_MISSING = object()
+
+
+def task_attribute(name: str, attr: str) -> Any:
+    """A class attribute of task ``name`` (e.g. ``generative``), read from its module's source
+    when the module is not imported yet and the value is a literal there (no Keras import: the
+    refusals of ``kerasdl sample`` / ``encode`` come before TensorFlow loads); else imported."""
+    if name not in _MODULES:
+        raise UnknownNameError("task", name, list_tasks())
+    if name not in _TASKS:
+        try:
+            value = _static_attribute(f"kerasdl.tasks.{_MODULES[name]}", attr, task=name)
+        except (OSError, SyntaxError, ValueError, ImportError, AttributeError):
+            value = _MISSING
+        if value is not _MISSING:
+            return value
+    return getattr(task_class(name), attr)
+
+
+def _static_attribute(module: str, attr: str, *, task: str | None = None, cls: str | None = None,
+                      depth: int = 0) -> Any:
+    """The literal ``attr`` of the class registered as ``task`` (or named ``cls``) in ``module``,
+    following its bases through ``from kerasdl.tasks.X import Base``; ``_MISSING`` if not literal."""
+    import ast
+    import importlib.util
+
+    if depth > 8:
+        return _MISSING
+    spec = importlib.util.find_spec(module)
+    with open(spec.origin, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    imported = {alias.asname or alias.name: node.module for node in tree.body if isinstance(node, ast.ImportFrom)
+                for alias in node.names}
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+
+    def literals(node):
+        out = {}
+        for stmt in node.body:
+            targets = ([stmt.target] if isinstance(stmt, ast.AnnAssign) and stmt.value is not None else
+                       stmt.targets if isinstance(stmt, ast.Assign) else [])
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    try:
+                        out[target.id] = ast.literal_eval(stmt.value)
+                    except ValueError:
+                        out[target.id] = _MISSING
+        return out
+
+    found = classes.get(cls) if cls else next(
+        (c for c in classes.values() if literals(c).get("name") == task), None)
+    if found is None:
+        return _MISSING
+    own = literals(found)
+    if attr in own:
+        return own[attr]
+    for base in found.bases:
+        if not isinstance(base, ast.Name):
+            return _MISSING
+        if base.id in classes:
+            value = _static_attribute(module, attr, cls=base.id, depth=depth + 1)
+        elif base.id == "Task" and imported.get("Task") == __name__:
+            value = getattr(Task, attr, _MISSING)
+        elif (imported.get(base.id) or "").startswith("kerasdl.tasks."):
+            value = _static_attribute(imported[base.id], attr, cls=base.id, depth=depth + 1)
+        else:
+            return _MISSING
+        if value is not _MISSING:
+            return value
+    return _MISSING
+
+
+def refusal(task: str, command: str, where: str = "") -> str:
+    """The one-line refusal of ``command`` on a run of ``task``, e.g. "run runs/x is a
+    classification run; sample needs a generative run (task vae)"."""
+    what = CAPABILITIES[command][1]
+    able = tasks_that(command)
+    prefix = f"run {where}" if where else "this"
+    article = "an" if task[:1] in "aeiou" else "a"
+    return f"{prefix} is {article} {task} run; {command} needs {what} (task {' or '.join(able)})"

@@ -75,7 +75,7 @@ OPTIONS: dict[str, type] = {
 }
 TASK_NAMES = tuple(sorted(OPTIONS))
 # The model a task trains when --model is not given (the supervised tasks: LeNet-5, as always).
-DEFAULT_MODELS = {"autoencoder": "dense_encoder", "vae": "dense_encoder"}
+DEFAULT_MODELS = {"segmentation": "unet", "autoencoder": "dense_encoder", "vae": "dense_encoder"}
 
 
 def default_model(task: str) -> str:

@@ -190,3 +190,8 @@ class SupervisedTask(Task):
         from kerasdl.tasks import serving
 
         return serving.supervised_outputs(self.info, run_dir)
+
+    def tune_objectives(self) -> dict[str, str]:
+        """``kerasdl tune``'s objectives, measured on the validation split after each trial: loss,
+        accuracy, NLL and ECE (Guo et al. 2017), with their directions."""
+        return {"val_loss": "min", "val_accuracy": "max", "val_nll": "min", "val_ece": "min"}

@@ -186,8 +186,7 @@ class VAETask(AutoencoderTask):
         model.compile(optimizer=optimizer, **speed)
         return train_ds, val_ds
 
-    def monitor(self) -> tuple[str, str]:
-        return "val_loss", "min"
+    logged = {"loss": "min", "reconstruction": "min", "kl": "min", "elbo": "max"}
 
     def tune_objectives(self) -> dict[str, str]:
         return {"val_elbo": "max", "val_loss": "min"}
@@ -256,6 +255,19 @@ class VAETask(AutoencoderTask):
         _, decoder = parts(model)
         out = predict(decoder, z.astype(np.float32))
         return 1.0 / (1.0 + np.exp(-out)) if self.sigmoid else out
+
+    def prior(self, n: int, seed: int) -> np.ndarray:
+        """``n`` codes z ~ N(0, I) (n, k) from ``seed``: the same draw as the export's ``sample``
+        signature (``tf.random.stateless_normal`` with seed ``(seed, 0)``)."""
+        import tensorflow as tf
+
+        return np.asarray(tf.random.stateless_normal([int(n), self.opts.latent_dim],
+                                                     seed=tf.constant([int(seed), 0], tf.int64)))
+
+    def sample(self, model, n: int, seed: int) -> np.ndarray:
+        """``n`` images decoded from the prior (:meth:`prior`), in [0, 1]: the Bernoulli means, or
+        the Gaussian decoder's means clipped (Kingma & Welling 2014, Fig. 4)."""
+        return np.clip(self._decode_mean(model, self.prior(n, seed)), 0.0, 1.0).astype(np.float32)
 
     def plots(self, report: dict, model, ds, run_dir: str, split: str = "test") -> list[str]:
         from kerasdl.plots import generative as figs

@@ -7,17 +7,25 @@ schedules, NaN guard and checkpoints as ``kerasdl train``. Keras Tuner's oracles
 random and grid search) propose the hyperparameters and keep the search state on disk, which is
 what makes ``--resume`` and the chief/worker distributed search work.
 
-The search space is declared per model family (:func:`default_space`): learning rate, optimiser,
-batch size and augmentation strength for every model, plus the builder options the family's
-builder accepts (width, depth, dropout, activation, ...). A YAML file overrides or extends it::
+The search space is declared per model family and task (:func:`default_space`): learning rate,
+optimiser, batch size and augmentation strength for every model (augmentation fixed to ``none``
+outside classification), the builder options the family's builder accepts (width, depth, dropout,
+activation, ...) as ``model_opt.<name>``, and what the run's task adds (``Task.tune_space``) as
+``task_opt.<key>`` -- e.g. the VAE's latent size and beta (Higgins et al. 2017). A YAML file
+overrides or extends it::
 
     learning_rate: {type: float, min: 1.0e-4, max: 1.0e-2, log: true}
     optimizer: {type: choice, values: [adam, nesterov]}
     model_opt.width: {type: int, min: 32, max: 512, step: 32}
     model_opt.dropout: {type: fixed, value: 0.1}
+    task_opt.beta: {type: choice, values: [0.5, 1.0, 4.0]}
 
-Objectives are measured on the **validation** split after the trial (its best checkpoint):
-``val_loss``, ``val_accuracy``, ``val_nll``, ``val_ece`` (15 bins). The test split is never seen.
+The task owns its objectives and their directions (``Task.tune_objectives``: name -> "min" |
+"max"); ``--objective`` must be one of them. They are measured on the **validation** split, never
+the test split. Supervised tasks evaluate the trial's best checkpoint after the trial: ``val_loss``,
+``val_accuracy``, ``val_nll``, ``val_ece`` (15 bins). Other tasks (autoencoder, VAE) take their
+objectives from the trial's history at the best epoch of the task's monitor, as the model logged
+them on the validation split (e.g. the VAE's ``val_elbo``, Kingma & Welling 2014).
 A trial that fails -- the loss turns NaN before any epoch finished, a builder refuses a
 combination, the data cannot be loaded -- is recorded as failed with its reason and the search
 goes on (up to ``max_consecutive_failed_trials``).
@@ -53,12 +61,13 @@ import yaml
 
 from kerasdl import runs
 from kerasdl.runs.load import load_run
-from kerasdl.engine.callbacks import monitor_mode
+from kerasdl.engine.callbacks import read_history
 from kerasdl.config import RunConfig, read_yaml
 from kerasdl.errors import KerasdlUsageError, UnknownNameError
 
 TUNERS = ("random", "grid", "bayesian", "hyperband")
-OBJECTIVES = ("val_loss", "val_accuracy", "val_nll", "val_ece")  # direction: callbacks.monitor_mode
+# The supervised tasks' objectives (SupervisedTask.tune_objectives); other tasks declare their own.
+OBJECTIVES = ("val_loss", "val_accuracy", "val_nll", "val_ece")
 SETTINGS = "tune.yaml"  # the search's own settings (resume reads them back)
 RESULTS_CSV = "tune_results.csv"
 BEST_YAML = "best.yaml"
@@ -86,9 +95,10 @@ COMMON_SPACE = {
 SPEC_TYPES = ("choice", "float", "int", "fixed", "boolean")
 
 
-def default_space(model: str, task: str = "classification") -> dict[str, dict]:
-    """The search space of ``model``: the common hyperparameters plus the builder options
-    (``model_opt.<name>``) the family's builder accepts."""
+def default_space(model: str, task: str = "classification", task_space: dict | None = None) -> dict[str, dict]:
+    """The search space of ``model``: the common hyperparameters, the builder options
+    (``model_opt.<name>``) the family's builder accepts, and ``task_space`` (a task's
+    ``tune_space()``, see :func:`space_entries`). Augmentation is searched for classification only."""
     from kerasdl.models import model_info
 
     overrides = set(model_info(model).overrides)
@@ -98,7 +108,34 @@ def default_space(model: str, task: str = "classification") -> dict[str, dict]:
     for name, spec in FAMILY_OPTIONS.items():
         if name in overrides:
             space[f"model_opt.{name}"] = spec
+    space.update(space_entries(task_space or {}))
     return space
+
+
+def space_entries(extra: dict) -> dict[str, dict]:
+    """A task's ``tune_space()`` as search-space entries: a list is a choice, a mapping a full
+    spec; a bare key (``latent_dim``) that is no RunConfig field is a task option (``task_opt.latent_dim``)."""
+    out = {}
+    for name, spec in extra.items():
+        name = str(name)
+        if "." not in name and name not in RunConfig.__dataclass_fields__:
+            name = f"task_opt.{name}"
+        out[name] = {"type": "choice", "values": list(spec)} if isinstance(spec, (list, tuple)) else dict(spec)
+    return out
+
+
+def run_task(base: RunConfig):
+    """The task instance of the trials' base config (``auto`` resolved from the dataset)."""
+    from kerasdl.data import dataset_info
+    from kerasdl.tasks import resolve_task
+
+    return resolve_task(base, dataset_info(base.dataset))
+
+
+def task_space(base: RunConfig) -> dict[str, dict]:
+    """The default search space of ``base``'s model and task."""
+    task = run_task(base)
+    return default_space(base.model_name, task.name, task.tune_space())
 
 
 def read_space(path: str, base: dict[str, dict]) -> dict[str, dict]:
@@ -127,7 +164,13 @@ def check_spec(name: str, spec: Any, source: str = "search space") -> dict:
     if kind in ("float", "int") and not spec["min"] < spec["max"]:
         raise KerasdlUsageError(f"{source}: {name} needs min < max. Received: {spec!r}")
     field_name = name.split(".", 1)[0]
-    if field_name not in RunConfig.__dataclass_fields__ and not name.startswith("model_opt."):
+    if name.startswith("task_opt."):
+        from kerasdl.tasks.options import OPTIONS
+
+        keys = {f for cls in OPTIONS.values() for f in getattr(cls, "__dataclass_fields__", {})}
+        if name.split(".", 1)[1] not in keys:
+            raise UnknownNameError(f"task option (in {source}, {name})", name.split(".", 1)[1], keys)
+    elif field_name not in RunConfig.__dataclass_fields__ and not name.startswith("model_opt."):
         raise UnknownNameError(f"hyperparameter (in {source})", name, list(RunConfig.__dataclass_fields__))
     return dict(spec)
 
@@ -170,15 +213,17 @@ def trial_monitor(objective: str) -> str:
 
 def apply_values(base: RunConfig, values: dict[str, Any]) -> RunConfig:
     """``base`` with a trial's hyperparameter values (``tuner/*`` bookkeeping left out)."""
-    changes, options = {}, dict(base.model_options)
+    changes, options, task_options = {}, dict(base.model_options), dict(base.task_options or {})
     for name, value in values.items():
         if name.startswith("tuner/"):
             continue
         if name.startswith("model_opt."):
             options[name.split(".", 1)[1]] = value
+        elif name.startswith("task_opt."):
+            task_options[name.split(".", 1)[1]] = value
         else:
             changes[name] = value
-    return base.replace(model_options=options, **changes)
+    return base.replace(model_options=options, task_options=task_options, **changes)
 
 
 @dataclass
@@ -198,11 +243,32 @@ class TuneSettings:
     # default, 3 per hyperparameter (24 for the MLP's 8), so a shorter search is a random one.
     bayesian_initial_points: int | None = None
 
+    def objectives(self) -> dict[str, str]:
+        """The run's task's objectives: name -> "min" | "max" (``Task.tune_objectives``)."""
+        cached = self.__dict__.get("_objectives")
+        if cached is None:
+            base = RunConfig.from_mapping(self.base, source="tune base config")
+            task = run_task(base)
+            cached = (task.name, dict(task.tune_objectives()))
+            self.__dict__["_objectives"] = cached
+        return cached[1]
+
+    def direction(self) -> str:
+        """"min" or "max": how the task ranks the search's objective."""
+        return self.objectives()[self.objective]
+
     def check(self) -> None:
-        for what, value, known in (("tuner", self.tuner, TUNERS), ("objective", self.objective, OBJECTIVES),
-                                   ("trial process", self.trial_process, TRIAL_PROCESSES)):
+        for what, value, known in (("tuner", self.tuner, TUNERS), ("trial process", self.trial_process, TRIAL_PROCESSES)):
             if value not in known:
                 raise UnknownNameError(what, str(value), known)
+        offered = self.objectives()
+        if self.objective not in offered:
+            task = self.__dict__["_objectives"][0]
+            from kerasdl.errors import closest
+
+            near = closest(str(self.objective), offered)
+            raise UnknownNameError(f"{task} objective", str(self.objective), offered,
+                                   extra=f"(task {task!r} offers {', '.join(offered)})" if near else "")
         if not isinstance(self.max_trials, int) or self.max_trials < 1:
             raise KerasdlUsageError(f"max_trials must be a positive integer. Received: {self.max_trials!r}")
         for name, spec in self.space.items():
@@ -213,7 +279,7 @@ class TuneSettings:
 
         from kerasdl.config import write_yaml
 
-        write_yaml(os.path.join(tune_dir, SETTINGS), asdict(self))
+        write_yaml(os.path.join(tune_dir, SETTINGS), {k: v for k, v in asdict(self).items() if not k.startswith("_")})
 
     @classmethod
     def load(cls, tune_dir: str) -> "TuneSettings":
@@ -235,7 +301,7 @@ ORACLE_SEED_FOR_ZERO = 104_729  # any fixed non-zero seed (the 10,000th prime)
 def _oracle(settings: TuneSettings, hp):
     import keras_tuner as kt
 
-    objective = kt.Objective(settings.objective, direction=monitor_mode(settings.objective))
+    objective = kt.Objective(settings.objective, direction=settings.direction())
     # Keras Tuner reads seed 0 as "no seed" (``seed or random.randint(...)``): kerasdl's default
     # seed 0 would sample other configurations on every run. Other seeds go through unchanged.
     seed = settings.seed if settings.seed else ORACLE_SEED_FOR_ZERO
@@ -269,16 +335,37 @@ def validation_figures(run_dir: str, config: RunConfig) -> dict:
     return out
 
 
+def history_figures(run_dir: str, task) -> dict:
+    """The task's objectives at the best epoch of its monitor, as the model logged them on the
+    validation split (``history.csv``): what the best checkpoint scored. For tasks whose figures
+    are not the supervised ones (the VAE's ``val_elbo``, ...)."""
+    from kerasdl.engine.fit import TrainingFailed
+
+    monitor, mode = task.monitor()
+    rows = [r for r in read_history(runs.path(run_dir, runs.HISTORY))
+            if math.isfinite(r.get(monitor, float("nan")))]
+    if not rows:
+        raise TrainingFailed(f"no epoch with a finite {monitor} in {runs.path(run_dir, runs.HISTORY)}")
+    best = (max if mode == "max" else min)(rows, key=lambda r: r[monitor])
+    return {name: float(best[name]) for name in task.tune_objectives() if name in best}
+
+
 def train_trial(config: RunConfig) -> tuple[dict, str]:
     """Train one trial's config and measure its best checkpoint on the validation split.
 
+    Supervised tasks are evaluated on the validation split (:func:`validation_figures`); other
+    tasks report their objectives from the history (:func:`history_figures`).
     Returns the validation figures and the run's stop reason. Raises ``TrainingFailed`` (also for
     non-finite validation figures) or ``KerasdlUsageError`` for a trial that failed.
     """
     from kerasdl.engine.fit import TrainingFailed, train
 
     result = train(config, overwrite=True, echo=lambda *_: None, progress=False)
-    figures = validation_figures(result.run_dir, config)
+    task = run_task(config)
+    if task.data_kind == "supervised":
+        figures = validation_figures(result.run_dir, config)
+    else:
+        figures = history_figures(result.run_dir, task)
     if not all(math.isfinite(v) for v in figures.values()):
         raise TrainingFailed(f"non-finite validation figures {figures}")
     return figures, result.stop_reason
@@ -409,6 +496,10 @@ def make_tuner(settings: TuneSettings, tune_dir: str, *, overwrite: bool, echo=p
                 echo(f"trial {trial.trial_id} failed: {exc}")
                 raise kt.errors.FailedTrialError(str(exc)) from None
             figures["trial_seconds"] = round(time.perf_counter() - t0, 2)
+            if objective not in figures:
+                reason = f"the trial reported no {objective} (it reported {', '.join(sorted(figures))})"
+                echo(f"trial {trial.trial_id} failed: {reason}")
+                raise kt.errors.FailedTrialError(reason)
             echo(f"trial {trial.trial_id}: {objective} {figures[objective]:.4f} "
                  f"({stop_reason.replace('_', ' ')}, {figures['trial_seconds']:.0f}s)")
             return figures
@@ -436,12 +527,12 @@ def collect(tuner, settings: TuneSettings, tune_dir: str) -> TuneResult:
     rows = []
     for trial_id, trial in sorted(tuner.oracle.trials.items()):
         metrics = {name: float(trial.metrics.get_last_value(name))
-                   for name in (*OBJECTIVES, *TRIAL_FIGURES) if trial.metrics.exists(name)}
+                   for name in (*settings.objectives(), *TRIAL_FIGURES) if trial.metrics.exists(name)}
         last_line = (trial.message or "").strip().splitlines()[-1:]  # a failure's reason
         rows.append({"trial": trial_id, "status": str(trial.status).split(".")[-1].lower(), **metrics,
                      **trial.hyperparameters.values, "message": last_line[0] if last_line else ""})
     done = [r for r in rows if r.get(settings.objective) is not None and r["status"] == "completed"]
-    done.sort(key=lambda r: r[settings.objective], reverse=monitor_mode(settings.objective) == "max")
+    done.sort(key=lambda r: r[settings.objective], reverse=settings.direction() == "max")
     ranked = done + [r for r in rows if r not in done]
     keys = []
     for r in ranked:
@@ -479,7 +570,7 @@ def _plot(rows: list[dict], settings: TuneSettings, tune_dir: str) -> str:
     ax.plot(xs, ys, "o", color="tab:blue", label="trial")
     best, running = [], None
     for y in ys:
-        running = y if running is None else (max(running, y) if monitor_mode(settings.objective) == "max"
+        running = y if running is None else (max(running, y) if settings.direction() == "max"
                                              else min(running, y))
         best.append(running)
     ax.step(xs, best, where="post", color="tab:red", label="best so far")
