@@ -238,3 +238,17 @@ def test_killed_worker_is_recovered_from_the_backup_on_restart(kerasdl_cmd, data
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["scale"]["workers"] == 2
     assert metrics["test"]["accuracy"] > 0.8
+
+
+def test_vae_on_two_mirrored_cpu_devices_has_the_one_device_first_epoch_loss(run_cli, tmp_path):
+    """Issue #14: a task with its own compute_loss (the VAE: noise from stateless seeds in the data,
+    the summed loss divided by the global batch) trains the same under MirroredStrategy."""
+    common = ["train", "--task", "vae", "--dataset", "digits", "--epochs", "1", "--batch-size", "64",
+              "--seed", "0", "--task-opt", "latent_dim=2", "--task-opt", "iw_samples=2"]
+    run_cli(*common, "--name", "one", cwd=tmp_path, check=0)
+    run_cli(*common, "--name", "two", "--strategy", "mirrored", "--cpu-devices", "2", cwd=tmp_path, check=0)
+    one, two = _history(tmp_path / "runs" / "one"), _history(tmp_path / "runs" / "two")
+    scale = json.loads((tmp_path / "runs" / "two" / "metrics.json").read_text())["scale"]
+    assert (scale["strategy"], scale["replicas"]) == ("MirroredStrategy", 2)
+    for key in ("loss", "val_loss", "reconstruction", "kl"):
+        assert abs(one[0][key] - two[0][key]) < 1e-4, (key, one[0][key], two[0][key])

@@ -327,7 +327,7 @@ class AutoencoderTask(Task):
     def evaluate(self, model, ds, **kw) -> dict:
         x, _ = self._arrays(ds)
         recon, logits = self._reconstruct(model, x)
-        report = {"examples": int(len(x)), "latent_dim": self.opts.latent_dim, "loss": self.opts.loss,
+        report = {"examples": int(len(x)), "latent_dim": self.opts.latent_dim, "loss_function": self.opts.loss,
                   **self._figures(x, recon, logits)}
         noise = self.eval_noise
         if noise > 0:
