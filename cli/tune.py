@@ -32,8 +32,8 @@ space.yaml overrides or extends the model's default space:
 @click.command("tune", epilog=EPILOG)
 # Options that set the trials' RunConfig fields come from the fields (kerasdl/config.py), with the
 # search's own defaults.
-@config_option("model", default=None, help="Registry name (see 'kerasdl models').  [default: mlp, or the "
-               "task's own model]")
+@config_option("model", default="mlp", help="Registry name (see 'kerasdl models'); with a --task that has its "
+               "own model (autoencoder, vae: dense_encoder; segmentation: unet) and no --model, that one.")
 @config_option("dataset", default="digits")
 @config_option("task")
 @config_option("task_options")
@@ -101,10 +101,12 @@ def tune_command(ctx, model, dataset, task, task_options, tuner, max_trials, obj
         settings, tune_dir = tuning.TuneSettings.load(resume_dir), resume_dir
     else:
         from kerasdl.config import RunConfig
-        from kerasdl.tasks.options import default_model
+        from kerasdl.tasks.options import DEFAULT_MODELS, default_model
 
         task = task or "auto"
-        model, dataset = model or (default_model(task) if task != "auto" else "mlp"), dataset or "digits"
+        if ctx.get_parameter_source("model") is ParameterSource.DEFAULT and task in DEFAULT_MODELS:
+            model = default_model(task)  # e.g. --task vae: dense_encoder, not the classifiers' mlp
+        model, dataset = model or "mlp", dataset or "digits"
         base = RunConfig(model=model, dataset=dataset, epochs=epochs or 10, seed=seed or 0, patience=0, task=task,
                          task_options=to_field("task_options", task_options))
         base.validate()

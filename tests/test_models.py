@@ -19,6 +19,7 @@ import yaml
 from kerasdl.errors import KerasdlUsageError, UnknownNameError
 from kerasdl.models import ACTIVATIONS, ModelInfo, build_model, list_models, model_info
 from kerasdl.models import registry
+from zoohelpers import checked_in_full
 from kerasdl.models.activations import (
     Maxout,
     activation_layer,
@@ -76,6 +77,8 @@ def test_zoo_builds_outputs_logits_and_trains_one_step(name):
     assert last.activation is keras.activations.linear
     assert not np.allclose(logits.sum(axis=-1), 1.0)
 
+    if not checked_in_full(name):  # its blocks train in a shallower sibling (tests/zoohelpers.py)
+        return
     # Eager: one step of a 200-layer net traced into a graph costs a minute on 2 CPUs, eagerly
     # a second or two -- and the gradient it checks is the same.
     model.compile(

@@ -24,6 +24,7 @@ import pytest
 
 from kerasdl.errors import KerasdlUsageError
 from kerasdl.models import build_model, list_models
+from zoohelpers import full_zoo_param
 from kerasdl.engine.pretrained import (
     IMAGENET_TWINS,
     imagenet_weights_file,
@@ -112,7 +113,7 @@ def test_every_keras_applications_name_in_the_zoo_is_a_twin():
     assert matching == set(IMAGENET_TWINS)
 
 
-@pytest.mark.parametrize("name", sorted(IMAGENET_TWINS))
+@pytest.mark.parametrize("name", [full_zoo_param(n) for n in sorted(IMAGENET_TWINS)])
 def test_same_logits_as_keras_applications_given_the_same_weights(name):
     side = _side(name)
     shape = (side, side, 3)
