@@ -19,7 +19,7 @@ def main() -> int:
     env = dict(os.environ, KERASDL_FULL_ZOO="1", KERASDL_OFFLINE="1")
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2",
            "tests/test_models.py", "tests/test_zoo_applications.py",
-           "-k", "zoo_builds_outputs_logits or same_logits_as_keras_applications"]
+           "-k", "zoo_builds_outputs_logits or same_logits_as_keras_applications or regression_head"]
     return subprocess.call(cmd, cwd=ROOT, env=env)
 
 

@@ -19,7 +19,7 @@ import yaml
 from kerasdl.errors import KerasdlUsageError, UnknownNameError
 from kerasdl.models import ACTIVATIONS, ModelInfo, build_model, list_models, model_info
 from kerasdl.models import registry
-from zoohelpers import checked_in_full
+from zoohelpers import checked_in_full, full_zoo_param
 from kerasdl.models.activations import (
     Maxout,
     activation_layer,
@@ -95,7 +95,7 @@ def test_zoo_builds_outputs_logits_and_trains_one_step(name):
     assert all(not np.array_equal(b, a) for b, a in zip(before, after) if b.ndim == 2)
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", [full_zoo_param(n) for n in MODELS])  # the family's head: one per family
 def test_regression_head_has_one_linear_output(name):
     shape = model_info(name).smoke_input_shape
     model = build_model(name, input_shape=shape, num_classes=1)
