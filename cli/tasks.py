@@ -22,14 +22,14 @@ def tasks_command():
 
     import_tensorflow()  # quietly: the task classes import Keras
     from kerasdl.tasks import list_tasks, task_class
-    from kerasdl.tasks.options import OPTIONS, default_model
+    from kerasdl.tasks.options import OPTIONS
 
     rows = []
     for name in list_tasks():
         cls = task_class(name)
         opts = ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(OPTIONS[name])) or "-"
         commands = ", ".join(c for c, flag in (("sample", cls.generative), ("encode", cls.encodes)) if flag) or "-"
-        rows.append((name, cls.data_kind, cls.default_model or default_model(name), commands,
+        rows.append((name, cls.data_kind, cls.default_model, commands,
                      cls.summary or "-", cls.paper or "-", opts))
     print_rows("kerasdl tasks", ("name", "data", "default model", "commands", "summary", "paper", "--task-opt"),
                rows, wrap=("summary", "paper", "--task-opt"))

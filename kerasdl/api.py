@@ -84,13 +84,11 @@ def calibrate_run(run_dir: str, *, method: str = "temperature", n_bins: int = 15
 
 def _require(run_dir: str, command: str):
     """Nothing when ``kerasdl <command>`` ("sample" | "encode") works on the run; else one line. Reads config.yaml and dataset.json only: nothing is loaded or written before it passes."""
-    from kerasdl.tasks.base import CAPABILITIES, refusal, task_attribute
+    from kerasdl.tasks.base import CAPABILITIES, refusal, task_attribute, task_name
 
     runs.check_run_dir(run_dir, need_weights=False)
-    config = runs.read_config(run_dir)
-    name = config.task
-    if name in (None, "", "auto"):  # the dataset's own (supervised) task
-        name = (runs.read_json(runs.path(run_dir, runs.DATASET), {}) or {}).get("task", "classification")
+    dataset_task = (runs.read_json(runs.path(run_dir, runs.DATASET), {}) or {}).get("task", "classification")
+    name = task_name(runs.read_config(run_dir), dataset_task)
     if not task_attribute(name, CAPABILITIES[command][0]):
         raise KerasdlUsageError(refusal(name, command, run_dir))
 
@@ -144,18 +142,14 @@ def encode_inputs(run_dir: str, paths: list[str], *, batch_size: int = 256
     """``(codes (N, k), names, warnings)`` of the input files ``paths`` (images, .npz, .npy,
     .csv, read as ``kerasdl predict`` reads them); names are ``file`` or ``file[row]``, warnings
     one line per way the inputs sit far outside the training data."""
-    from kerasdl.data import read_inputs
-    from kerasdl.predict import expand_names, input_warnings
+    from kerasdl.predict import read_batch
     from kerasdl.runs.inputs import run_input_stats
 
     check_encode(run_dir)
     if not paths:
         raise KerasdlUsageError("no inputs given to encode")
     run = load_run(run_dir)
-    arrays = [read_inputs([p], run.info) for p in paths]
-    x = np.concatenate(arrays)
-    names = expand_names(list(paths), [len(a) for a in arrays])
-    problems = input_warnings(x, names, run.info, run_input_stats(run_dir, run.config))
+    x, names, problems = read_batch(paths, run.info, run_input_stats(run_dir, run.config), "encode")
     codes = np.concatenate([run.task.encode(run.model, x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
     return codes.astype(np.float32), names, problems
 

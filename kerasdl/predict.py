@@ -126,6 +126,21 @@ def expand_names(paths: list[str], counts: list[int]) -> list[str]:
     return names
 
 
+def read_batch(paths: list[str], info, stats: dict | None, command: str = "predict"
+               ) -> tuple[np.ndarray, list[str], list[str]]:
+    """``(x, names, warnings)``: the raw inputs of the files ``paths`` as one batch (images, .npz,
+    .npy, .csv; checked against ``info``), their names (``file`` or ``file[row]``) and one warning
+    line per way they sit far outside the training data (``stats``)."""
+    from kerasdl.data import read_inputs
+
+    arrays = [read_inputs([p], info) for p in paths]
+    if not arrays:
+        raise KerasdlUsageError(f"no inputs given to {command}")
+    x = np.concatenate(arrays)
+    names = expand_names(list(paths), [len(a) for a in arrays])
+    return x, names, input_warnings(x, names, info, stats)
+
+
 def predict(source: str, paths: list[str], *, batch_size: int = 256, calibrated: bool = True,
             mc_samples: int = 0, sets: str | None = None, seed: int = 0) -> Predictions:
     """Predict ``paths`` with a run or a SavedModel.
@@ -137,7 +152,7 @@ def predict(source: str, paths: list[str], *, batch_size: int = 256, calibrated:
     """
     import tensorflow as tf
 
-    from kerasdl.data import DatasetInfo, normalize, read_inputs
+    from kerasdl.data import DatasetInfo, normalize
     from kerasdl.export.savedmodel import calibrated_logits, class_logits
 
     kind, where = resolve_source(source)
@@ -185,16 +200,8 @@ def predict(source: str, paths: list[str], *, batch_size: int = 256, calibrated:
         def forward(x):
             return serving(inputs=x)[key]
 
-    arrays, counts = [], []
-    for p in paths:
-        a = read_inputs([p], info)
-        arrays.append(a)
-        counts.append(len(a))
-    if not arrays:
-        raise KerasdlUsageError("no inputs given to predict")
-    x = np.concatenate(arrays)
-    names, extra = expand_names(paths, counts), {}
-    problems = input_warnings(x, names, info, stats)
+    x, names, problems = read_batch(paths, info, stats, "predict")
+    extra = {}
     if mc_samples:
         from kerasdl.evaluation import uncertainty
 

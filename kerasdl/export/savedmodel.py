@@ -31,6 +31,7 @@ import tempfile
 
 from kerasdl import runs
 from kerasdl.runs.load import load_run
+from kerasdl.tasks.base import task_name
 from kerasdl.tasks.serving import (  # noqa: F401 (the export's serving pieces, importable from here)
     calibrated_logits, checked_inputs, class_logits, raw_input_spec, supervised_outputs, supervised_serving)
 from kerasdl.errors import KerasdlUsageError
@@ -81,8 +82,7 @@ def _run_lineage(run_dir: str) -> dict:
     """A run's lineage from its config and dataset.json (nothing built, no TensorFlow)."""
     config = runs.read_config(run_dir)
     info = runs.read_json(runs.path(run_dir, runs.DATASET), {}) or {}
-    task = info.get("task") if (config.task or "auto") == "auto" else config.task  # tasks.task_name, no import
-    return lineage({"model": config.model, "dataset": config.dataset, "task": task,
+    return lineage({"model": config.model, "dataset": config.dataset, "task": task_name(config, info.get("task")),
                     "input_shape": info.get("input_shape"), "input_dtype": info.get("raw_dtype"),
                     "class_names": info.get("class_names")})
 

@@ -54,10 +54,7 @@ class EncoderDecoder(keras.Model):
         self.output_activation = output_activation
 
     def call(self, x, training=False):
-        z = self.encoder(x, training=training)
-        if isinstance(z, (list, tuple)):
-            z = z[0]  # z_mean
-        out = self.decoder(z, training=training)
+        out = self.decoder(mean_code(self.encoder(x, training=training)), training=training)
         return ops.sigmoid(out) if self.output_activation == "sigmoid" else out
 
     def get_config(self):
@@ -74,6 +71,11 @@ class EncoderDecoder(keras.Model):
         encoder = keras.saving.deserialize_keras_object(config.pop("encoder"))
         decoder = keras.saving.deserialize_keras_object(config.pop("decoder"))
         return cls(encoder, decoder, **config)
+
+
+def mean_code(z):
+    """The code of an encoder's output: itself, or a Gaussian encoder's ``z_mean``."""
+    return z[0] if isinstance(z, (list, tuple)) else z
 
 
 def parts(model) -> tuple[Any, Any]:
@@ -202,8 +204,6 @@ class AutoencoderTask(Task):
     data_kind = "unlabeled"
     summary = "Reconstruct the input through a k-unit code (noise=S: denoising; linear_encoder: PCA)."
     paper = "Hinton & Salakhutdinov 2006; Vincent et al. 2008; Baldi & Hornik 1989"
-    default_model = "dense_encoder"
-    encodes = True
     roles = ("encoder",)
     serving_outputs = ("reconstruction",)
 
@@ -287,8 +287,7 @@ class AutoencoderTask(Task):
     def inference_model(self, model):
         encoder, decoder = parts(model)
         x = keras.Input(shape=tuple(self.info.input_shape), name="input")
-        z = encoder(x)
-        out = decoder(z[0] if isinstance(z, (list, tuple)) else z)
+        out = decoder(mean_code(encoder(x)))
         if self.sigmoid:
             out = keras.layers.Activation("sigmoid", name="reconstruction")(out)
         return keras.Model(x, out, name=f"{self.name}_inference")
@@ -306,8 +305,7 @@ class AutoencoderTask(Task):
     def _reconstruct(self, model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(reconstruction, logits or None)."""
         encoder, decoder = parts(model)
-        z = predict(encoder, x)
-        out = predict(decoder, z[0] if isinstance(z, list) else z)
+        out = predict(decoder, mean_code(predict(encoder, x)))
         if self.sigmoid:
             return 1.0 / (1.0 + np.exp(-out.astype(np.float64))), out
         return out, None
@@ -359,6 +357,7 @@ class AutoencoderTask(Task):
                 "pca_mse": pca_mse, "mse_over_pca": ae_mse / pca_mse if pca_mse > 0 else float("nan")}
 
     def plots(self, report: dict, model, ds, run_dir: str, split: str = "test") -> list[str]:
+        from kerasdl.evaluation.generative import pca_reconstruct
         from kerasdl.plots import generative as figs
 
         x, labels = self._arrays(ds, split)
@@ -367,7 +366,7 @@ class AutoencoderTask(Task):
         rows = [("input", shown)]
         noise = self.eval_noise if self.opts.noise > 0 else 0.0
         if noise > 0:
-            noisy = self._noisy_np(x, noise)[:EXAMPLES]
+            noisy = self._noisy_np(shown, noise)  # the same draws as evaluate's first rows
             rows += [(f"noisy {noise:g}", noisy), ("denoised", self._reconstruct(model, noisy)[0])]
         rows.append(("reconstruction", recon))
         out = []
@@ -381,25 +380,14 @@ class AutoencoderTask(Task):
             path, rel = plot_path(run_dir, "pca_comparison.png")
             few = shown[:8]
             figs.pca_comparison([("input", few), ("linear AE", recon[:8]),
-                                 ("PCA", self._clip_pca(self._pca_rows(few, mean, comps)))], angles, path,
+                                 ("PCA", np.clip(pca_reconstruct(few, mean, comps), 0.0, 1.0))], angles, path,
                                 title=f"linear AE vs PCA, k={self.opts.latent_dim}: max angle {angles.max():.2f} deg")
             out.append(rel)
         return out
 
-    @staticmethod
-    def _pca_rows(x, mean, comps):
-        from kerasdl.evaluation.generative import pca_reconstruct
-
-        return pca_reconstruct(x, mean, comps)
-
-    @staticmethod
-    def _clip_pca(x):
-        return np.clip(x, 0.0, 1.0)
-
     def _codes(self, model, x: np.ndarray) -> np.ndarray:
         encoder, _ = parts(model)
-        z = predict(encoder, x)
-        return z[0] if isinstance(z, list) else z
+        return mean_code(predict(encoder, x))
 
     def encode(self, model, x_raw) -> np.ndarray:
         """Codes (N, k) of raw inputs (as the dataset stores them, e.g. uint8 images): normalised
@@ -422,19 +410,13 @@ class AutoencoderTask(Task):
         return rel
 
     # -- export --------------------------------------------------------------------------------
-    def _raw_spec(self):
-        """Raw inputs of the dataset's dtype, any rank (checked inside, as the supervised export)."""
-        from kerasdl.tasks.serving import raw_input_spec
-
-        return raw_input_spec(self.info)
-
     def endpoints(self, model, run_dir: str = "") -> dict[str, Endpoint]:
         """serving_default: raw inputs -> {"reconstruction"} (in the normalised scale);
         encode: raw inputs -> {"z"}; decode: codes (N, k) -> {"reconstruction"}."""
         import tensorflow as tf
 
         from kerasdl.data import normalize
-        from kerasdl.tasks.serving import checked_inputs
+        from kerasdl.tasks.serving import checked_inputs, raw_input_spec
 
         encoder, decoder = parts(model)
         info, sigmoid = self.info, self.sigmoid
@@ -443,22 +425,22 @@ class AutoencoderTask(Task):
         def out(values):
             return tf.sigmoid(values) if sigmoid else values
 
-        def mean_code(x):
-            z = encoder(normalize(checked_inputs(x, info.input_shape), info), training=False)
-            return z[0] if isinstance(z, (list, tuple)) else z
+        def code(x):
+            return mean_code(encoder(normalize(checked_inputs(x, info.input_shape), info), training=False))
 
         def serve(inputs):
-            return {"reconstruction": out(decoder(mean_code(inputs), training=False))}
+            return {"reconstruction": out(decoder(code(inputs), training=False))}
 
         def encode(inputs):
-            return {"z": mean_code(inputs)}
+            return {"z": code(inputs)}
 
         def decode(z):
             return {"reconstruction": out(decoder(z, training=False))}
 
         z_spec = tf.TensorSpec([None, k], tf.float32, name="z")
-        return {"serving_default": Endpoint(serve, [self._raw_spec()]),
-                "encode": Endpoint(encode, [self._raw_spec()]),
+        raw = raw_input_spec(info)
+        return {"serving_default": Endpoint(serve, [raw]),
+                "encode": Endpoint(encode, [raw]),
                 "decode": Endpoint(decode, [z_spec])}
 
     def tune_objectives(self) -> dict[str, str]:

@@ -32,7 +32,7 @@ import dataclasses
 from typing import Any, Callable, ClassVar
 
 from kerasdl.errors import KerasdlUsageError, UnknownNameError
-from kerasdl.tasks.options import OPTIONS, parse_options
+from kerasdl.tasks.options import COMMANDS, OPTIONS, default_model, parse_options
 
 __all__ = ["Task", "Endpoint", "register_task", "get_task", "list_tasks", "task_class", "task_name", "resolve_task",
            "tasks_that", "task_attribute", "refusal"]
@@ -64,9 +64,11 @@ class Task:
     data_kind: ClassVar[str] = "supervised"
     summary: ClassVar[str] = ""  # one line for `kerasdl tasks` / help
     paper: ClassVar[str] = ""
-    default_model: ClassVar[str | None] = None  # used when the user gives no --model
+    # Set by register_task from kerasdl.tasks.options (COMMANDS, DEFAULT_MODELS): the data the
+    # config and the CLI read without importing a task.
     generative: ClassVar[bool] = False  # `kerasdl sample` works on its runs
     encodes: ClassVar[bool] = False  # `kerasdl encode` works on its runs
+    default_model: ClassVar[str] = "lenet5"  # used when the user gives no --model
     # The model roles (ModelInfo.role) this task can train.
     roles: ClassVar[tuple[str, ...]] = ("classifier",)
     # The output names of the export's serving_default (kerasdl.json "outputs").
@@ -134,12 +136,12 @@ class Task:
     # -- generative use: `kerasdl sample` / `kerasdl encode` ------------------------------------
     def sample(self, model, n: int, seed: int):
         """``n`` images (N, ...) in [0, 1] drawn from the model's prior with ``seed`` (generative
-        tasks: ``generative = True``); others refuse in one line."""
+        tasks: ``options.COMMANDS['sample']``); others refuse in one line."""
         raise KerasdlUsageError(refusal(self.name, "sample"))
 
     def encode(self, model, x_raw):
         """Codes (N, k) of raw inputs ``x_raw`` (as the dataset stores them; tasks with an encoder:
-        ``encodes = True``); others refuse in one line."""
+        ``options.COMMANDS['encode']``); others refuse in one line."""
         raise KerasdlUsageError(refusal(self.name, "encode"))
 
     # -- tuning --------------------------------------------------------------------------------
@@ -169,6 +171,9 @@ def register_task(cls: type[Task]) -> type[Task]:
         raise ValueError(f"{cls.__name__}.data_kind {cls.data_kind!r} is not one of {DATA_KINDS}")
     if cls.name in _TASKS and _TASKS[cls.name] is not cls:
         raise ValueError(f"task {cls.name!r} is already registered (by {_TASKS[cls.name]!r})")
+    cls.generative = cls.name in COMMANDS["sample"]
+    cls.encodes = cls.name in COMMANDS["encode"]
+    cls.default_model = default_model(cls.name)
     _TASKS[cls.name] = cls
     return cls
 
@@ -194,98 +199,40 @@ def get_task(name: str, config, info) -> Task:
     return task_class(name)(config, info)
 
 
-def task_name(config, info) -> str:
+def task_name(config, dataset_task: str) -> str:
     """The run's task: ``config.task``, or with ``auto`` the dataset's own (supervised) task."""
     task = getattr(config, "task", "auto") or "auto"
-    return info.task if task == "auto" else task
+    return dataset_task if task == "auto" else task
 
 
 def resolve_task(config, info) -> Task:
     """The task instance of a run (``config.task``, ``auto`` resolved from the dataset)."""
-    return get_task(task_name(config, info), config, info)
+    return get_task(task_name(config, info.task), config, info)
 
 
 # --------------------------------------------------------------------------- capabilities
 
 # Command -> (the Task flag it needs, what such a run is called in an error).
 CAPABILITIES = {"sample": ("generative", "a generative run"), "encode": ("encodes", "a run with an encoder")}
+_FLAGS = {flag: command for command, (flag, _) in CAPABILITIES.items()}
 
 
 def tasks_that(command: str) -> list[str]:
     """The task names whose runs ``kerasdl <command>`` ("sample" | "encode") works on."""
-    flag = CAPABILITIES[command][0]
-    return [name for name in list_tasks() if task_attribute(name, flag)]
-
-
-_MISSING = object()
+    return sorted(COMMANDS[command])
 
 
 def task_attribute(name: str, attr: str) -> Any:
-    """A class attribute of task ``name`` (e.g. ``generative``), read from its module's source
-    when the module is not imported yet and the value is a literal there (no Keras import: the
-    refusals of ``kerasdl sample`` / ``encode`` come before TensorFlow loads); else imported."""
+    """A class attribute of task ``name``; the capability flags (``generative``, ``encodes``) and
+    ``default_model`` come from :mod:`kerasdl.tasks.options` without importing the task (no Keras:
+    the refusals of ``kerasdl sample`` / ``encode`` come before TensorFlow loads)."""
     if name not in _MODULES:
         raise UnknownNameError("task", name, list_tasks())
-    if name not in _TASKS:
-        try:
-            value = _static_attribute(f"kerasdl.tasks.{_MODULES[name]}", attr, task=name)
-        except (OSError, SyntaxError, ValueError, ImportError, AttributeError):
-            value = _MISSING
-        if value is not _MISSING:
-            return value
+    if attr in _FLAGS:
+        return name in COMMANDS[_FLAGS[attr]]
+    if attr == "default_model":
+        return default_model(name)
     return getattr(task_class(name), attr)
-
-
-def _static_attribute(module: str, attr: str, *, task: str | None = None, cls: str | None = None,
-                      depth: int = 0) -> Any:
-    """The literal ``attr`` of the class registered as ``task`` (or named ``cls``) in ``module``,
-    following its bases through ``from kerasdl.tasks.X import Base``; ``_MISSING`` if not literal."""
-    import ast
-    import importlib.util
-
-    if depth > 8:
-        return _MISSING
-    spec = importlib.util.find_spec(module)
-    with open(spec.origin, encoding="utf-8") as f:
-        tree = ast.parse(f.read())
-    imported = {alias.asname or alias.name: node.module for node in tree.body if isinstance(node, ast.ImportFrom)
-                for alias in node.names}
-    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
-
-    def literals(node):
-        out = {}
-        for stmt in node.body:
-            targets = ([stmt.target] if isinstance(stmt, ast.AnnAssign) and stmt.value is not None else
-                       stmt.targets if isinstance(stmt, ast.Assign) else [])
-            for target in targets:
-                if isinstance(target, ast.Name):
-                    try:
-                        out[target.id] = ast.literal_eval(stmt.value)
-                    except ValueError:
-                        out[target.id] = _MISSING
-        return out
-
-    found = classes.get(cls) if cls else next(
-        (c for c in classes.values() if literals(c).get("name") == task), None)
-    if found is None:
-        return _MISSING
-    own = literals(found)
-    if attr in own:
-        return own[attr]
-    for base in found.bases:
-        if not isinstance(base, ast.Name):
-            return _MISSING
-        if base.id in classes:
-            value = _static_attribute(module, attr, cls=base.id, depth=depth + 1)
-        elif base.id == "Task" and imported.get("Task") == __name__:
-            value = getattr(Task, attr, _MISSING)
-        elif (imported.get(base.id) or "").startswith("kerasdl.tasks."):
-            value = _static_attribute(imported[base.id], attr, cls=base.id, depth=depth + 1)
-        else:
-            return _MISSING
-        if value is not _MISSING:
-            return value
-    return _MISSING
 
 
 def refusal(task: str, command: str, where: str = "") -> str:

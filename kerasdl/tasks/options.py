@@ -13,7 +13,7 @@ from typing import Any
 
 from kerasdl.errors import KerasdlUsageError, UnknownNameError, closest
 
-__all__ = ["OPTIONS", "TASK_NAMES", "DEFAULT_MODELS", "default_model", "NoOptions", "AutoencoderOptions", "VAEOptions", "parse_options"]
+__all__ = ["OPTIONS", "TASK_NAMES", "DEFAULT_MODELS", "COMMANDS", "default_model", "NoOptions", "AutoencoderOptions", "VAEOptions", "parse_options"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +76,11 @@ OPTIONS: dict[str, type] = {
 TASK_NAMES = tuple(sorted(OPTIONS))
 # The model a task trains when --model is not given (the supervised tasks: LeNet-5, as always).
 DEFAULT_MODELS = {"segmentation": "unet", "autoencoder": "dense_encoder", "vae": "dense_encoder"}
+
+
+# The run-level commands beyond train/evaluate/export, and the tasks whose runs they take; the
+# task classes get their ``generative`` / ``encodes`` flags from here (kerasdl.tasks.register_task).
+COMMANDS: dict[str, tuple[str, ...]] = {"sample": ("vae",), "encode": ("autoencoder", "vae")}
 
 
 def default_model(task: str) -> str:

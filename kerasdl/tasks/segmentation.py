@@ -12,4 +12,3 @@ class SegmentationTask(SupervisedTask):
     name = "segmentation"
     summary = "a class per pixel: pixel accuracy, mean IoU, mask examples"
     roles = ("segmenter",)
-    default_model = "unet"

@@ -98,7 +98,6 @@ class SupervisedTask(Task):
 
     data_kind = "supervised"
     roles = ("classifier", "segmenter")
-    default_model = "lenet5"
 
     def __init__(self, config, info):
         super().__init__(config, info)

@@ -44,6 +44,15 @@ from kerasdl.tasks.base import Endpoint, register_task
 LOG_2PI = math.log(2.0 * math.pi)
 
 
+def prior_codes(n, k: int, seed):
+    """``n`` codes z ~ N(0, I_k) drawn with ``tf.random.stateless_normal`` from seed ``(seed, 0)``:
+    one definition for ``kerasdl sample`` and the export's ``sample`` signature."""
+    import tensorflow as tf
+
+    return tf.random.stateless_normal(tf.stack([n, k]), seed=tf.stack([tf.cast(seed, tf.int64),
+                                                                      tf.constant(0, tf.int64)]))
+
+
 def _num_replicas() -> int:
     import tensorflow as tf
 
@@ -123,9 +132,6 @@ class VAETask(AutoencoderTask):
     data_kind = "unlabeled"
     summary = "Variational autoencoder: ELBO, importance-weighted NLL, samples from the prior."
     paper = "Kingma & Welling 2014; Burda et al. 2016"
-    default_model = "dense_encoder"
-    generative = True
-    encodes = True
     roles = ("encoder",)
     _gaussian = True
 
@@ -259,10 +265,7 @@ class VAETask(AutoencoderTask):
     def prior(self, n: int, seed: int) -> np.ndarray:
         """``n`` codes z ~ N(0, I) (n, k) from ``seed``: the same draw as the export's ``sample``
         signature (``tf.random.stateless_normal`` with seed ``(seed, 0)``)."""
-        import tensorflow as tf
-
-        return np.asarray(tf.random.stateless_normal([int(n), self.opts.latent_dim],
-                                                     seed=tf.constant([int(seed), 0], tf.int64)))
+        return np.asarray(prior_codes(int(n), self.opts.latent_dim, int(seed)))
 
     def sample(self, model, n: int, seed: int) -> np.ndarray:
         """``n`` images decoded from the prior (:meth:`prior`), in [0, 1]: the Bernoulli means, or
@@ -300,38 +303,28 @@ class VAETask(AutoencoderTask):
 
     # -- export --------------------------------------------------------------------------------
     def endpoints(self, model, run_dir: str = "") -> dict[str, Endpoint]:
-        """serving_default: raw inputs -> {"reconstruction"} (probabilities for Bernoulli);
-        encode: raw inputs -> {"z_mean", "z_log_var"}; decode: z (N, k) -> {"reconstruction"};
-        sample: n (int32), seed (int32) -> {"samples", "z"} from the prior."""
+        """The autoencoder's serving_default (reconstruction from z_mean; probabilities for
+        Bernoulli) and decode, with encode -> {"z_mean", "z_log_var"} and sample: n (int32),
+        seed (int32) -> {"samples", "z"} from the prior."""
         import tensorflow as tf
 
         from kerasdl.data import normalize
         from kerasdl.tasks.serving import checked_inputs
 
+        endpoints = super().endpoints(model, run_dir)
         encoder, decoder = parts(model)
         info, sigmoid, k = self.info, self.sigmoid, self.opts.latent_dim
-
-        def out(values):
-            return tf.sigmoid(values) if sigmoid else values
 
         def encode(inputs):
             z_mean, z_log_var = encoder(normalize(checked_inputs(inputs, info.input_shape), info), training=False)
             return {"z_mean": z_mean, "z_log_var": z_log_var}
 
-        def serve(inputs):
-            return {"reconstruction": out(decoder(encode(inputs)["z_mean"], training=False))}
-
-        def decode(z):
-            return {"reconstruction": out(decoder(z, training=False))}
-
         def sample(n, seed):
-            z = tf.random.stateless_normal(tf.stack([n, k]), seed=tf.stack([tf.cast(seed, tf.int64),
-                                                                          tf.constant(0, tf.int64)]))
-            return {"samples": out(decoder(z, training=False)), "z": z}
+            z = prior_codes(n, k, seed)
+            logits = decoder(z, training=False)
+            return {"samples": tf.sigmoid(logits) if sigmoid else logits, "z": z}
 
-        raw = self._raw_spec()
-        return {"serving_default": Endpoint(serve, [raw]),
-                "encode": Endpoint(encode, [raw]),
-                "decode": Endpoint(decode, [tf.TensorSpec([None, k], tf.float32, name="z")]),
-                "sample": Endpoint(sample, [tf.TensorSpec([], tf.int32, name="n"),
-                                            tf.TensorSpec([], tf.int32, name="seed")])}
+        endpoints["encode"] = Endpoint(encode, endpoints["encode"].input_signature)
+        endpoints["sample"] = Endpoint(sample, [tf.TensorSpec([], tf.int32, name="n"),
+                                                tf.TensorSpec([], tf.int32, name="seed")])
+        return endpoints
