@@ -126,6 +126,21 @@ def expand_names(paths: list[str], counts: list[int]) -> list[str]:
     return names
 
 
+def _check_supervised(kind: str, where: str) -> None:
+    """predict answers classes, values or masks: a run or export of another task (an autoencoder,
+    a VAE) is refused in one line, pointing at its own commands."""
+    from kerasdl.tasks.base import task_class, task_name
+
+    if kind == "run":
+        dataset_task = (runs.read_json(runs.path(where, runs.DATASET), {}) or {}).get("task", "classification")
+        name = task_name(runs.read_config(where), dataset_task)
+    else:
+        name = (runs.read_json(os.path.join(where, "kerasdl.json"), {}) or {}).get("task", "classification")
+    if task_class(name).data_kind != "supervised":
+        raise KerasdlUsageError(f"{where} is a {name} run; predict is for classification, regression and "
+                                f"segmentation runs (use kerasdl encode, or kerasdl sample)")
+
+
 def read_batch(paths: list[str], info, stats: dict | None, command: str = "predict"
                ) -> tuple[np.ndarray, list[str], list[str]]:
     """``(x, names, warnings)``: the raw inputs of the files ``paths`` as one batch (images, .npz,
@@ -156,6 +171,7 @@ def predict(source: str, paths: list[str], *, batch_size: int = 256, calibrated:
     from kerasdl.export.savedmodel import calibrated_logits, class_logits
 
     kind, where = resolve_source(source)
+    _check_supervised(kind, where)
     calibrator = conformal = None
     if sets is not None and sets not in SCORES:
         raise UnknownNameError("conformal score", str(sets), SCORES)

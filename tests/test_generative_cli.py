@@ -119,6 +119,13 @@ def test_refusals_are_one_line_and_write_nothing(vae_run, classifier_run, cli_in
     assert _tree(classifier_run) == before and list(tmp_path.iterdir()) == []
 
 
+def test_predict_refuses_a_vae_run_in_one_line(vae_run, cli_inprocess, tmp_path):
+    np.savez(tmp_path / "x.npz", x=np.zeros((2, 8, 8), np.float32))
+    proc = cli_inprocess("predict", vae_run, tmp_path / "x.npz", "-o", tmp_path / "p.csv", cwd=tmp_path)
+    assert_one_line_error(proc, "is a vae run; predict is for classification, regression and segmentation runs")
+    assert not (tmp_path / "p.csv").exists()
+
+
 @pytest.mark.parametrize("opts, needle", [
     (("--task-opt", "latent_dim=0"), "latent_dim must be >= 1"),
     (("--task-opt", "bogus=1"), "unknown task option 'bogus'"),
