@@ -18,6 +18,8 @@ SHOWN = {
     "bce": "{:.4f}", "noisy_mse": "{:.4f}", "noisy_input_mse": "{:.4f}", "pca_mse": "{:.4f}",
     "mse_over_pca": "{:.4f}", "principal_angle_max_deg": "{:.2f}", "elbo": "{:.2f}", "reconstruction": "{:.2f}",
     "kl": "{:.2f}", "nll_iwae": "{:.2f}", "mean_mse": "{:.4f}",
+    # generative models (besides the quality table of print_quality)
+    "perplexity": "{:.2f}", "codebook_usage": "{:.2%}", "reconstruction_mse": "{:.4f}",
 }
 
 
@@ -38,7 +40,10 @@ def print_metrics(report: Mapping, title: str = "metrics", class_names=None) -> 
         if isinstance(report.get(key), (int, float)):  # not e.g. the autoencoder's "loss": "mse" (its name)
             label = f"ece ({report.get('ece_bins', 15)} bins)" if key == "ece" else key
             table.add_row(label, fmt.format(report[key]))
-    console.print(table)
+    if table.row_count:
+        console.print(table)
+    if isinstance(report.get("fid"), (int, float)):
+        print_quality(report)
     per_class = report.get("per_class_accuracy")
     if per_class and class_names is not None:
         pc = Table(title="per-class accuracy", show_header=True, header_style="bold")
@@ -47,6 +52,46 @@ def print_metrics(report: Mapping, title: str = "metrics", class_names=None) -> 
         for name, acc in zip(class_names, per_class):
             pc.add_row(str(name), "-" if acc is None else f"{acc:.2%}")
         console.print(pc)
+
+
+def print_quality(report: Mapping) -> None:
+    """A generative run's FID / KID / precision / recall beside their floor (real train vs real
+    test) and ceiling (uniform noise vs real test), then the feature network and mode coverage."""
+    table = Table(title=f"sample quality ({report.get('n_generated', '?')} samples vs "
+                        f"{report.get('n_real', '?')} real test examples)", header_style="bold")
+    for col in ("", "FID", "KID", "precision", "recall"):
+        table.add_column(col, justify="right" if col else "left")
+
+    def row(name: str, r: Mapping) -> None:
+        kid = f"{r['kid']:.4g} +- {r.get('kid_std', 0.0):.2g}" if "kid" in r else "-"
+        table.add_row(name, f"{r.get('fid', float('nan')):.2f}", kid, f"{r.get('precision', float('nan')):.3f}",
+                      f"{r.get('recall', float('nan')):.3f}")
+
+    row("generated", report)
+    for name in ("floor", "ceiling"):
+        if isinstance(report.get(name), Mapping):
+            row(f"{name} ({'real train' if name == 'floor' else 'uniform noise'})", report[name])
+    console.print(table)
+    if isinstance(report.get("kid_below_ceiling_std"), (int, float)):
+        click.echo(f"KID below the noise ceiling by {report['kid_below_ceiling_std']:.1f} std")
+    if isinstance(report.get("class_match"), (int, float)):
+        click.echo(f"samples classified as the class asked for: {report['class_match']:.1%}")
+    net = report.get("feature_net") or {}
+    if net:
+        sha = (net.get("sha256") or "")[:16]
+        acc = net.get("test_accuracy")
+        click.echo(f"features: {net.get('name')}" + (f" sha256 {sha}..." if sha else "")
+                   + (f", test accuracy {acc:.2%}" if isinstance(acc, (int, float)) else ""))
+    labels = report.get("labels") or {}
+    if labels:
+        click.echo(f"classes of the samples: {labels.get('classes_covered')} of {len(labels.get('counts', []))} "
+                   f"covered, entropy {labels.get('entropy', 0):.3f} of {labels.get('max_entropy', 0):.3f} nats")
+    modes = report.get("modes") or {}
+    if modes:
+        names = modes.get("class_names") or []
+        fractions = ", ".join(f"{names[i] if i < len(names) else i} {f:.1%}" for i, f in enumerate(modes["fractions"]))
+        click.echo(f"modes covered: {modes['modes_covered']} of {modes['modes']} "
+                   f"({modes['high_quality']:.1%} of samples within {modes['sigmas']:g} std); nearest mode: {fractions}")
 
 
 def print_rows(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]], *,

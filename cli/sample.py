@@ -1,4 +1,4 @@
-"""``kerasdl sample``: images from a generative run's prior."""
+"""``kerasdl sample``: examples from a generative run (vae, gan, vqvae, diffusion)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ Examples:
   kerasdl sample runs/vae-mnist5k-20261127-101500-3fa2c1                # 64 samples, seed 0
   kerasdl sample runs/<vae-run> --n 64 --seed 3 --out grid.png
   kerasdl sample runs/<vae-run> --n 16 --npz samples.npz              # + the arrays (images, z)
+  kerasdl sample runs/<cgan-run> --class 3 --n 16                     # a conditional model: one class
+  kerasdl sample runs/<ddpm-run> --steps 250 --seed 1                  # diffusion: DDIM steps
 
 \b
-The same --seed draws the same codes z ~ N(0, I) as the export's sample signature:
+The same --seed draws the same noise as the export's sample signature:
   tf.saved_model.load("saved_models/<run>/1").signatures["sample"](n=tf.constant(64), seed=tf.constant(3))
 """
 
@@ -29,18 +31,22 @@ The same --seed draws the same codes z ~ N(0, I) as the export's sample signatur
 @click.option("--npz", type=click.Path(dir_okay=False), default=None,
               help="Also write the arrays here: images (in [0, 1]) and the codes z.")
 @click.option("--cols", type=click.IntRange(min=1), default=8, show_default=True, help="Images per grid row.")
-def sample_command(run_dir, n, seed, out, npz, cols):
-    """Draw N images from a generative run's prior (task vae) into a PNG grid.
+@click.option("--class", "label", type=int, default=None,
+              help="The class a conditional model draws (default: the classes in turn).")
+@click.option("--steps", type=int, default=None,
+              help="Diffusion runs: DDIM sampling steps (default: the run's sample_steps).")
+def sample_command(run_dir, n, seed, out, npz, cols, label, steps):
+    """Draw N examples from a generative run (task vae, gan, vqvae or diffusion) into a PNG.
 
     RUN_DIR is a run directory of a generative task. A run of another task (a classifier, a plain
     autoencoder) is refused in one line before anything is loaded or written.
     """
     from kerasdl import api
 
-    api.check_sample(run_dir, n)  # a refused run: before TensorFlow loads
+    api.check_sample(run_dir, n, label=label, steps=steps)  # refused: before TensorFlow loads
     for path, suffix, flag in ((out, ".png", "--out"), (npz, ".npz", "--npz")):
         if path and not path.lower().endswith(suffix):
             raise click.BadParameter(f"must end in {suffix}. Received: {path}", param_hint=flag)
     import_tensorflow()  # quietly, before anything else loads it
-    images, path = api.sample(run_dir, n=n, seed=seed, out=out, npz=npz, cols=cols)
+    images, path = api.sample(run_dir, n=n, seed=seed, out=out, npz=npz, cols=cols, label=label, steps=steps)
     click.echo(f"wrote {len(images)} samples to {path}" + (f" and {npz}" if npz else ""))

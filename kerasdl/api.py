@@ -93,22 +93,48 @@ def _require(run_dir: str, command: str):
         raise KerasdlUsageError(refusal(name, command, run_dir))
 
 
-def check_sample(run_dir: str, n: int = 64) -> None:
-    """Refuse ``sample`` before anything loads: a bad ``n`` or a run that is not generative."""
+def check_sample(run_dir: str, n: int = 64, *, label: int | None = None, steps: int | None = None) -> None:
+    """Refuse ``sample`` before anything loads: a bad ``n``, ``label`` or ``steps``, or a run that is
+    not generative (reads config.yaml and dataset.json only)."""
+    from kerasdl.tasks.base import task_name
+    from kerasdl.tasks.options import parse_options
+
     if int(n) < 1:
         raise KerasdlUsageError(f"n must be >= 1. Received: n={n}")
+    if steps is not None and int(steps) < 1:
+        raise KerasdlUsageError(f"steps must be >= 1. Received: steps={steps}")
     _require(run_dir, "sample")
+    config = runs.read_config(run_dir)
+    dataset = runs.read_json(runs.path(run_dir, runs.DATASET), {}) or {}
+    name = task_name(config, dataset.get("task", "classification"))
+    opts = parse_options(name, config.task_options or {})
+    if steps is not None and not hasattr(opts, "timesteps"):
+        raise KerasdlUsageError(f"--steps is for diffusion runs; {run_dir} is a {name} run (it draws in one pass)")
+    if steps is not None and int(steps) > int(opts.timesteps):
+        raise KerasdlUsageError(f"steps must be <= the run's timesteps ({opts.timesteps}). Received: steps={steps}")
+    if label is not None:
+        if not getattr(opts, "conditional", False):
+            raise KerasdlUsageError(f"--class needs a conditional model; {run_dir} is an unconditional {name} run "
+                                    f"(train with --task-opt conditional=true)")
+        k = int(dataset.get("num_classes", 0))
+        if not 0 <= int(label) < k:
+            names = [str(c) for c in dataset.get("class_names", [])][:12]
+            raise KerasdlUsageError(f"class {label} is out of range: {run_dir} has {k} classes, 0..{k - 1}"
+                                    + (f" ({', '.join(names)})" if names else ""))
 
 
 def sample(run_dir: str, n: int = 64, seed: int = 0, out: str | None = None, *, npz: str | None = None,
-           cols: int = 8) -> tuple[np.ndarray, str | None]:
-    """``kerasdl sample``: ``n`` images from a generative run's prior, drawn with ``seed``.
+           cols: int = 8, label: int | None = None, steps: int | None = None) -> tuple[np.ndarray, str | None]:
+    """``kerasdl sample``: ``n`` examples from a generative run, drawn with ``seed``.
 
-    The same ``seed`` draws the same codes as the export's ``sample`` signature. Writes a PNG grid
-    to ``out`` (default ``<run>/plots/samples_seed<seed>.png``; ``out=""`` writes none) and,
-    with ``npz``, the arrays (``images`` in [0, 1], ``z``). Returns ``(images, png path)``.
+    ``label``: the class a conditional model draws (default: the classes in turn); ``steps``: a
+    diffusion run's sampling steps (default: its ``sample_steps``). The same ``seed`` draws what
+    the export's ``sample`` signature draws. Writes a PNG (default
+    ``<run>/plots/samples_seed<seed>.png``; ``out=""`` writes none: an image grid, or for vectors
+    the samples over the real data) and, with ``npz``, the arrays (``images`` in [0, 1] or the
+    vectors in the data's units, and a VAE's ``z``). Returns ``(samples, png path)``.
     """
-    check_sample(run_dir, n)
+    check_sample(run_dir, n, label=label, steps=steps)
     if out is None:
         out = runs.path(run_dir, os.path.join(runs.PLOTS, f"samples_seed{int(seed)}.png"))
     if out and not out.lower().endswith(".png"):
@@ -116,15 +142,20 @@ def sample(run_dir: str, n: int = 64, seed: int = 0, out: str | None = None, *, 
     if npz and not npz.lower().endswith(".npz"):
         raise KerasdlUsageError(f"the sample arrays go to an .npz file. Received: {npz}")
     run = load_run(run_dir)
-    images = run.task.sample(run.model, int(n), int(seed))
+    kw = {k: v for k, v in (("label", label), ("steps", steps)) if v is not None}
+    images = run.task.sample(run.model, int(n), int(seed), **kw)
     if out:
         from kerasdl.plots import generative as figs
 
-        figs.image_grid(images, out, cols=max(1, min(int(cols), int(n))),
-                        title=f"{run.config.name or os.path.basename(os.path.normpath(run_dir))}: "
-                              f"{n} samples, seed {seed}")
+        title = (f"{run.config.name or os.path.basename(os.path.normpath(run_dir))}: {n} samples, seed {seed}"
+                 + (f", class {label}" if label is not None else "") + (f", {steps} steps" if steps else ""))
+        if run.info.is_image or images.ndim > 2:
+            figs.image_grid(images, out, cols=max(1, min(int(cols), int(n))), title=title)
+        else:
+            figs.sample_scatter(images, run.task._real_raw("test"), out, title=title,
+                                feature_names=run.info.feature_names)
     if npz:
-        arrays = {"images": images}
+        arrays = {"images" if run.info.is_image else "samples": images}
         if hasattr(run.task, "prior"):
             arrays["z"] = run.task.prior(int(n), int(seed))
         os.makedirs(os.path.dirname(os.path.abspath(npz)), exist_ok=True)

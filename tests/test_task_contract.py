@@ -44,6 +44,16 @@ RECIPES: dict[str, list[str]] = {
                     "--model-opt", "width=8", "--task-opt", "latent_dim=2", "--task-opt", "noise=0.3"],
     "vae": ["--model", "dense_encoder", "--dataset", "digits", "--train-per-class", "4",
             "--model-opt", "width=8", "--task-opt", "latent_dim=2", "--task-opt", "iw_samples=4"],
+    # A conditional WGAN-GP (two optimizers, n_critic, the penalty, the labels) on 2-D points.
+    "gan": ["--model", "mlp_generator", "--dataset", "ring8", "--train-per-class", "8", "--model-opt", "width=8",
+            "--task-opt", "latent_dim=2", "--task-opt", "loss=wgan-gp", "--task-opt", "n_critic=2",
+            "--task-opt", "conditional=true", "--task-opt", "eval_samples=32", "--task-opt", "sample_every=4"],
+    "vqvae": ["--model", "vq_encoder", "--dataset", "digits", "--train-per-class", "4",
+              "--model-opt", "filters=4", "--task-opt", "latent_dim=2", "--task-opt", "codebook_size=8",
+              "--task-opt", "eval_samples=32"],
+    "diffusion": ["--model", "diffusion_unet", "--dataset", "digits", "--train-per-class", "4",
+                  "--model-opt", "base_filters=4", "--task-opt", "timesteps=20", "--task-opt", "sample_steps=4",
+                  "--task-opt", "conditional=true", "--task-opt", "eval_samples=32"],
 }
 # Epochs of the run: enough that the kill (after the first) lands before the last (tiny epochs: ~0.1 s).
 EPOCHS = 8
@@ -199,8 +209,14 @@ BATCH, N = 2, 3
 
 
 def value(meta, name, spec, rng):
-    if spec.shape.rank == 0:  # the sample signature's n and seed
-        return tf.constant(N if name == "n" else 7, spec.dtype), None
+    classes = len(meta.get("class_names") or []) or 1
+    if spec.shape.rank == 0:  # the sample signature's n, seed, steps (diffusion) and label (conditional)
+        scalar = {"n": N, "steps": 3, "label": classes - 1}.get(name, 7)
+        return tf.constant(scalar, spec.dtype), None
+    if name in ("labels", "t"):  # class ids in range; diffusion timesteps (small, below any T)
+        shape = [BATCH] + [d or 1 for d in spec.shape.as_list()[1:]]
+        high = classes if name == "labels" else 2
+        return tf.constant(rng.integers(0, high, size=shape).astype(spec.dtype.as_numpy_dtype)), BATCH
     if spec.shape.rank is None:  # raw inputs of any rank: the dataset's shape and raw dtype
         shape, dtype = [BATCH] + list(meta["input_shape"]), tf.as_dtype(meta["input_dtype"])
         assert dtype == spec.dtype, (name, dtype, spec.dtype)

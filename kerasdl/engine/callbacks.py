@@ -173,15 +173,30 @@ class NanGuard(keras.callbacks.Callback):
         self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self.stopped_at = (self._epoch, batch)
-            self.model.stop_training = True
+        # "loss", and a model's other losses (a GAN logs d_loss and g_loss, no "loss").
+        for key, value in (logs or {}).items():
+            if (key == "loss" or key.endswith("_loss")) and not math.isfinite(float(value)):
+                self.stopped_at = (self._epoch, batch)
+                self.model.stop_training = True
+                return
 
 
 def monitor_mode(monitor: str) -> str:
     """'max' for accuracy-like monitors, 'min' for losses and errors."""
     return "max" if "acc" in monitor or monitor.endswith("auc") or "r2" in monitor else "min"
+
+
+# The monitor that keeps the last epoch (with mode "max"): its value is the epoch index, as in
+# history.csv (a task whose losses do not measure quality, e.g. a GAN, monitors it).
+LAST_EPOCH = "epoch"
+
+
+def monitored(monitor: str, epoch: int, logs) -> float | None:
+    """The value of ``monitor`` at the end of ``epoch`` (``LAST_EPOCH``: the epoch itself)."""
+    if monitor == LAST_EPOCH:  # an epoch whose losses blew up is never the one kept
+        bad = any((k == "loss" or k.endswith("_loss")) and not math.isfinite(float(v)) for k, v in (logs or {}).items())
+        return None if bad else float(epoch)
+    return (logs or {}).get(monitor)
 
 
 def _better(value: float, best: float | None, mode: str) -> bool:
@@ -214,7 +229,7 @@ class BestCheckpoint(ResumeAware):
                 self.best, self.best_epoch = row[self.monitor], int(row["epoch"])
 
     def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
+        value = monitored(self.monitor, epoch, logs)
         if value is None or not _better(float(value), self.best, self.mode):
             return
         self.best, self.best_epoch = float(value), epoch
@@ -249,7 +264,7 @@ class ResumableEarlyStopping(ResumeAware):
             self.wait += 1
 
     def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
+        value = monitored(self.monitor, epoch, logs)
         if value is None:
             return
         self._update(float(value))

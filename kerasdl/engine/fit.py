@@ -344,6 +344,8 @@ def _train_chief(config: RunConfig, setup, strategy, replicas: int, role, steps_
     ]
     if early:
         callbacks.insert(callbacks.index(best) + 2, early)  # after TensorBoard, as before
+    for extra in task.callbacks(run_dir):  # e.g. a generative task's sample grids: before the backup
+        callbacks.insert(len(callbacks) - 1, extra)
     callbacks = _technique_callbacks(callbacks, model, config, run_dir, sample)
     callbacks = _plateau_callbacks(config, steps, monitor, mode) + callbacks
 

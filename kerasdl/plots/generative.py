@@ -12,7 +12,7 @@ import numpy as np
 
 from kerasdl.plots import plt, save
 
-__all__ = ["image_grid", "reconstruction_grid", "latent_scatter", "traversal_grid", "pca_comparison"]
+__all__ = ["image_grid", "reconstruction_grid", "latent_scatter", "traversal_grid", "pca_comparison", "sample_scatter"]
 
 
 def _as_images(x: np.ndarray, image_shape: Sequence[int] | None = None) -> np.ndarray:
@@ -142,5 +142,35 @@ def pca_comparison(rows: Sequence[tuple[str, np.ndarray]], angles_deg: np.ndarra
     ax.grid(alpha=0.3, axis="y")
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def sample_scatter(samples: np.ndarray, real: np.ndarray, path: str, *, title: str = "",
+                   feature_names: Sequence[str] = ()) -> str:
+    """Generated vectors over the real ones: a scatter of the first two features (2-D and up) or,
+    for 1-D data (a coin), the two histograms side by side."""
+    samples, real = np.asarray(samples, np.float64), np.asarray(real, np.float64)
+    samples, real = samples.reshape(len(samples), -1), real.reshape(len(real), -1)
+    fig, ax = plt.subplots(figsize=(5.4, 4.6))
+    if samples.shape[1] == 1:
+        lo = min(samples.min(initial=0.0), real.min(initial=0.0))
+        hi = max(samples.max(initial=1.0), real.max(initial=1.0))
+        bins = np.linspace(lo, hi, 41)
+        ax.hist(real[:, 0], bins=bins, alpha=0.5, density=True, label=f"real (n={len(real)})")
+        ax.hist(samples[:, 0], bins=bins, alpha=0.5, density=True, label=f"generated (n={len(samples)})")
+        ax.set_xlabel(feature_names[0] if feature_names else "x")
+        ax.set_ylabel("density")
+    else:
+        ax.scatter(real[:, 0], real[:, 1], s=4, alpha=0.4, label=f"real (n={len(real)})")
+        ax.scatter(samples[:, 0], samples[:, 1], s=4, alpha=0.4, label=f"generated (n={len(samples)})")
+        names = list(feature_names) or ["x1", "x2"]
+        ax.set_xlabel(names[0])
+        ax.set_ylabel(names[1] if len(names) > 1 else "x2")
+        ax.set_aspect("equal", adjustable="datalim")
+    ax.legend(markerscale=3, fontsize=8, loc="best")
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
     fig.tight_layout()
     return save(fig, path)

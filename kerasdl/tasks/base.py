@@ -98,10 +98,16 @@ class Task:
         raise NotImplementedError
 
     def monitor(self) -> tuple[str, str]:
-        """(metric to monitor, "min" | "max") — the config's ``monitor`` with its direction."""
+        """(metric to monitor, "min" | "max") — the config's ``monitor`` with its direction.
+        ``("epoch", "max")`` keeps the last epoch (GANs: their losses do not measure quality)."""
         from kerasdl.engine.callbacks import monitor_mode
 
         return self.config.monitor, monitor_mode(self.config.monitor)
+
+    def callbacks(self, run_dir: str) -> list:
+        """Extra Keras callbacks of the chief's fit (e.g. sample grids); they run before the
+        backup, so an epoch's figures are written before it counts as done."""
+        return []
 
     def inference_model(self, model):
         """The model that is saved, evaluated and exported (default: the trained one)."""
