@@ -213,7 +213,7 @@ def value(meta, name, spec, rng):
     if spec.shape.rank == 0:  # the sample signature's n, seed, steps (diffusion) and label (conditional)
         scalar = {"n": N, "steps": 3, "label": classes - 1}.get(name, 7)
         return tf.constant(scalar, spec.dtype), None
-    if name in ("labels", "t"):  # class ids in range; diffusion timesteps (small, below any T)
+    if name in ("labels", "t", "codes"):  # class ids in range; diffusion timesteps; VQ codes (K >= 2)
         shape = [BATCH] + [d or 1 for d in spec.shape.as_list()[1:]]
         high = classes if name == "labels" else 2
         return tf.constant(rng.integers(0, high, size=shape).astype(spec.dtype.as_numpy_dtype)), BATCH

@@ -206,6 +206,23 @@ def resolved_steps_per_execution(config, strategy=None) -> int:
     return AUTO_STEPS_PER_EXECUTION
 
 
+def num_replicas() -> int:
+    """Replicas of the current strategy (1 outside any): a custom train step divides a summed
+    loss by ``local batch x num_replicas()`` -- the global batch -- as Keras's own losses do."""
+    import tensorflow as tf
+
+    return int(tf.distribute.get_strategy().num_replicas_in_sync)
+
+
+def replica_id():
+    """This replica's index (an int64 tensor; 0 outside a replica context): folded into the
+    stateless seeds of a custom train step, so that replicas draw different noise."""
+    import tensorflow as tf
+
+    ctx = tf.distribute.get_replica_context()
+    return tf.cast(ctx.replica_id_in_sync_group if ctx is not None else 0, tf.int64)
+
+
 def check_global_batch(batch_size: int, replicas: int) -> None:
     if batch_size % replicas:
         raise KerasdlUsageError(

@@ -29,6 +29,7 @@ def load_run(run_dir: str) -> LoadedRun:
     config = read_config(run_dir)
     info = DatasetInfo.from_dict(read_json(path(run_dir, DATASET)))
     task = resolve_task(config, info)
+    task.run_dir = run_dir  # where a task finds what it stored beside the weights (e.g. a VQ-VAE's prior)
     if config.ensemble > 1:  # one model made of the members' runs
         from kerasdl.engine.ensemble import load_ensemble
 

@@ -107,6 +107,9 @@ def check_encoder(task: str, config, info) -> None:
             f"task {task!r} trains an encoder and its decoder; {config.model!r} is a {minfo.role} "
             f"(use --model with one of {encoders})"
         )
+    if minfo.family == "vqvae" and task != "vqvae":
+        raise KerasdlUsageError(f"{config.model!r} is the VQ-VAE's encoder (a grid of code vectors): "
+                                f"train it with --task vqvae")
     if minfo.family == "autoencoder" and "conv" in config.model:
         from kerasdl.models.autoencoders import CONV_FILTERS, check_conv_shape
 

@@ -78,6 +78,7 @@ class Task:
         self.config = config
         self.info = info
         self.opts = parse_options(self.name, getattr(config, "task_options", None) or {})
+        self.run_dir: str | None = None  # set by load_run: the run this task instance was loaded from
 
     # -- before any folder is made -------------------------------------------------------------
     def check(self) -> None:

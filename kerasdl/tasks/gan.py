@@ -40,22 +40,10 @@ import keras
 import numpy as np
 from keras import ops
 
+from kerasdl.engine.callbacks import LAST_EPOCH
+from kerasdl.engine.distribute import num_replicas, replica_id
 from kerasdl.tasks.base import Endpoint, register_task
 from kerasdl.tasks.generative import GenerativeTask
-from kerasdl.engine.callbacks import LAST_EPOCH
-
-
-def _replica_id():
-    import tensorflow as tf
-
-    ctx = tf.distribute.get_replica_context()
-    return tf.cast(ctx.replica_id_in_sync_group if ctx is not None else 0, tf.int64)
-
-
-def _num_replicas() -> int:
-    import tensorflow as tf
-
-    return int(tf.distribute.get_strategy().num_replicas_in_sync)
 
 
 def discriminator_loss(kind: str, real, fake):
@@ -126,14 +114,14 @@ class GAN(keras.Model):
         import tensorflow as tf
 
         step = tf.cast(self.d_optimizer.iterations, tf.int64)
-        seed = tf.stack([tf.constant(self.seed * 1_000_003 + salt, tf.int64) + 7919 * _replica_id(), step])
+        seed = tf.stack([tf.constant(self.seed * 1_000_003 + salt, tf.int64) + 7919 * replica_id(), step])
         return tf.random.stateless_normal(shape, seed=seed)
 
     def _per_batch(self, per_example):
         """Sum over the local examples / the global batch (Keras's own loss scaling)."""
         per_example = ops.cast(per_example, "float32")
         local = ops.cast(ops.shape(per_example)[0], "float32")
-        return ops.sum(per_example) / (local * _num_replicas())
+        return ops.sum(per_example) / (local * num_replicas())
 
     def _penalty(self, real, fake, labels, salt: int):
         import tensorflow as tf
@@ -141,7 +129,7 @@ class GAN(keras.Model):
         real, fake = pack(real, self.pack), pack(fake, self.pack)
         batch = tf.shape(real)[0]
         eps = tf.reshape(tf.random.stateless_uniform(
-            [batch], seed=tf.stack([tf.constant(self.seed * 31 + salt, tf.int64) + 7919 * _replica_id(),
+            [batch], seed=tf.stack([tf.constant(self.seed * 31 + salt, tf.int64) + 7919 * replica_id(),
                                     tf.cast(self.d_optimizer.iterations, tf.int64)])),
             [-1] + [1] * (len(real.shape) - 1))
         mixed = eps * real + (1.0 - eps) * tf.cast(fake, real.dtype)
@@ -180,7 +168,7 @@ class GAN(keras.Model):
             score = self._judge(fake, labels, training=True)
             g_loss = self._per_batch(generator_loss(self.loss_kind, score))
         self.optimizer.apply(tape.gradient(g_loss, g_vars), g_vars)
-        scale = float(_num_replicas())
+        scale = float(num_replicas())
         self.trackers["d_loss"].update_state(d_loss * scale)
         self.trackers["g_loss"].update_state(g_loss * scale)
         self.trackers["d_real"].update_state(d_real)
@@ -291,18 +279,6 @@ class GANTask(GenerativeTask):
 
         return self.opts.discriminator or model_info(self.config.model).companion or ""
 
-    # -- data ----------------------------------------------------------------------------------
-    def prepare(self, ds, split: str):
-        """``(x in the generator's space, labels)``."""
-        import tensorflow as tf
-
-        self._raw[split] = ds
-        conditional = self.conditional
-        out = ds.map(lambda x, y, *_: (self.to_model(x), tf.cast(y, tf.int32) if conditional
-                                       else tf.zeros(tf.shape(x)[:1], tf.int32)))
-        self._prepared[split] = out
-        return out
-
     # -- model ---------------------------------------------------------------------------------
     def _parts(self):
         from kerasdl.models import build_model, model_info
@@ -368,7 +344,7 @@ class GANTask(GenerativeTask):
 
         generator = generator_of(model)
         k, classes, conditional = self.opts.latent_dim, int(self.info.num_classes), self.conditional
-        to_user = self._tf_to_user()
+        to_user = self.tf_to_user()
 
         def checked(labels):
             labels = tf.cast(labels, tf.int32)
@@ -397,17 +373,6 @@ class GANTask(GenerativeTask):
             gen = Endpoint(lambda z: generate(z), [z_spec])
             samp = Endpoint(lambda n, seed: sample(n, seed), scalars)
         return {"serving_default": gen, "generate": gen, "sample": samp}
-
-    def _tf_to_user(self):
-        """TF twin of ``to_raw(from_model(x))``."""
-        import tensorflow as tf
-
-        if self.info.is_image:
-            lo, hi = self.image_range
-            return lambda x: tf.clip_by_value((tf.cast(x, tf.float32) - lo) / (hi - lo), 0.0, 1.0)
-        mean = tf.constant(np.asarray(self.info.mean, np.float32))
-        std = tf.constant(np.asarray(self.info.std, np.float32))
-        return lambda x: tf.cast(x, tf.float32) * std + mean
 
     # -- tuning --------------------------------------------------------------------------------
     def tune_objectives(self) -> dict[str, str]:

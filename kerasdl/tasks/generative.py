@@ -152,6 +152,18 @@ class GenerativeTask(Task):
         if steps is not None:
             raise KerasdlUsageError(f"--steps is for diffusion runs; a {self.name} run draws in one pass")
 
+    # -- data ----------------------------------------------------------------------------------
+    def prepare(self, ds, split: str):
+        """``(x in the model's space, labels)``: int32 class ids, zeros when unconditional."""
+        import tensorflow as tf
+
+        self._raw[split] = ds
+        conditional = self.conditional
+        out = ds.map(lambda x, y, *_: (self.to_model(x), tf.cast(y, tf.int32) if conditional
+                                       else tf.zeros(tf.shape(x)[:1], tf.int32)))
+        self._prepared[split] = out
+        return out
+
     # -- scales --------------------------------------------------------------------------------
     def to_model(self, x):
         """Normalised inputs (TF tensors) -> the model's space."""
@@ -175,6 +187,17 @@ class GenerativeTask(Task):
         mean = np.asarray(self.info.mean, np.float32)
         std = np.asarray(self.info.std, np.float32)
         return (np.asarray(x_norm, np.float32) * std + mean).astype(np.float32)
+
+    def tf_to_user(self):
+        """TF twin of ``to_raw(from_model(x))``, for the export's signatures."""
+        import tensorflow as tf
+
+        if self.info.is_image:
+            lo, hi = self.image_range
+            return lambda x: tf.clip_by_value((tf.cast(x, tf.float32) - lo) / (hi - lo), 0.0, 1.0)
+        mean = tf.constant(np.asarray(self.info.mean, np.float32))
+        std = tf.constant(np.asarray(self.info.std, np.float32))
+        return lambda x: tf.cast(x, tf.float32) * std + mean
 
     # -- sampling ------------------------------------------------------------------------------
     def requested_labels(self, n: int, label: int | None = None) -> np.ndarray | None:

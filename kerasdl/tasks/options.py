@@ -145,7 +145,7 @@ class DiffusionOptions(GenerativeOptions):
 
     timesteps: int = 1000  # T of the forward (noising) process
     schedule: str = "linear"  # beta schedule: "linear" (Ho et al.) or "cosine" (Nichol & Dhariwal)
-    sample_steps: int = 50  # DDIM steps of the figures and the quality report (kerasdl sample --steps)
+    sample_steps: int = 20  # DDIM steps of the figures and the quality report (kerasdl sample --steps)
     eta: float = 0.0  # DDIM eta: 0 deterministic, 1 DDPM-like
     conditional: bool = False  # class-conditional denoiser (labels dropped with p_uncond for guidance)
     p_uncond: float = 0.1  # probability of training without the label (classifier-free guidance, Ho & Salimans 2022)

@@ -36,6 +36,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kerasdl.engine.distribute import num_replicas
 from kerasdl.tasks.autoencoder import (
     EXAMPLES, AutoencoderTask, EncoderDecoder, build_pair, parts, plot_path, predict, with_seeds,
 )
@@ -51,12 +52,6 @@ def prior_codes(n, k: int, seed):
 
     return tf.random.stateless_normal(tf.stack([n, k]), seed=tf.stack([tf.cast(seed, tf.int64),
                                                                       tf.constant(0, tf.int64)]))
-
-
-def _num_replicas() -> int:
-    import tensorflow as tf
-
-    return int(tf.distribute.get_strategy().num_replicas_in_sync)
 
 
 @keras.saving.register_keras_serializable(package="kerasdl")
@@ -114,9 +109,9 @@ class VAE(EncoderDecoder):
         self.elbo_tracker.update_state(-(rec + kl))
         per_example = rec + self.kl_weight(training) * kl
         local = ops.cast(ops.shape(per_example)[0], "float32")
-        loss = ops.sum(per_example) / (local * _num_replicas())  # sum / global batch
+        loss = ops.sum(per_example) / (local * num_replicas())  # sum / global batch
         if self.losses:  # L2 penalties of the layers, scaled like Keras's own
-            loss = loss + ops.sum([ops.cast(v, "float32") for v in self.losses]) / _num_replicas()
+            loss = loss + ops.sum([ops.cast(v, "float32") for v in self.losses]) / num_replicas()
         return loss
 
     def get_config(self):
