@@ -64,7 +64,7 @@ def print_quality(report: Mapping) -> None:
 
     def row(name: str, r: Mapping) -> None:
         kid = f"{r['kid']:.4g} +- {r.get('kid_std', 0.0):.2g}" if "kid" in r else "-"
-        table.add_row(name, f"{r.get('fid', float('nan')):.2f}", kid, f"{r.get('precision', float('nan')):.3f}",
+        table.add_row(name, f"{r.get('fid', float('nan')):.4g}", kid, f"{r.get('precision', float('nan')):.3f}",
                       f"{r.get('recall', float('nan')):.3f}")
 
     row("generated", report)

@@ -125,3 +125,9 @@ def test_bad_gan_config_is_one_line_exit_2(cli_inprocess, tmp_path, args, needle
 def test_bad_sample_request_is_one_line_exit_2(cgan_run, cli_inprocess, args, needles):
     run_dir, root = cgan_run
     assert_one_line_error(cli_inprocess("sample", run_dir, *args, cwd=root), *needles)
+
+
+def test_tuning_a_gan_is_refused_in_one_line(cli_inprocess, tmp_path):
+    proc = cli_inprocess("tune", "--task", "gan", "--model", "mlp_generator", "--dataset", "ring8", "--max-trials", "1",
+                         cwd=tmp_path)
+    assert_one_line_error(proc, "task 'gan' has no tuning objective")

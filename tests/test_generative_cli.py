@@ -107,7 +107,7 @@ def test_encode_writes_codes(vae_run, cli_inprocess, tmp_path):
 def test_refusals_are_one_line_and_write_nothing(vae_run, classifier_run, cli_inprocess, tmp_path):
     before = _tree(classifier_run)
     proc = cli_inprocess("sample", classifier_run, "--out", tmp_path / "s.png", cwd=tmp_path)
-    assert_one_line_error(proc, "is a classification run; sample needs a generative run (task vae)")
+    assert_one_line_error(proc, "is a classification run; sample needs a generative run (task diffusion, gan, vae or vqvae)")
     proc = cli_inprocess("encode", classifier_run, tmp_path / "x.npz", "-o", tmp_path / "c.npz", cwd=tmp_path)
     assert_one_line_error(proc, "encode needs a run with an encoder (task autoencoder or vae)")
     proc = cli_inprocess("sample", vae_run, "--n", 0, cwd=tmp_path)
@@ -157,7 +157,7 @@ def test_base_task_refuses_sample_and_encode():
     from kerasdl.tasks.base import Task, refusal, task_attribute, task_class
 
     assert refusal("autoencoder", "sample", "runs/ae") == (
-        "run runs/ae is an autoencoder run; sample needs a generative run (task vae)")
+        "run runs/ae is an autoencoder run; sample needs a generative run (task diffusion, gan, vae or vqvae)")
     for method, args in (("sample", (None, 4, 0)), ("encode", (None, None))):
         with pytest.raises(KerasdlUsageError, match=f"{method} needs"):
             getattr(Task, method)(Task.__new__(Task), *args)

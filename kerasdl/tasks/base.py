@@ -249,4 +249,5 @@ def refusal(task: str, command: str, where: str = "") -> str:
     able = tasks_that(command)
     prefix = f"run {where}" if where else "this"
     article = "an" if task[:1] in "aeiou" else "a"
-    return f"{prefix} is {article} {task} run; {command} needs {what} (task {' or '.join(able)})"
+    names = able[0] if len(able) == 1 else f"{', '.join(able[:-1])} or {able[-1]}"
+    return f"{prefix} is {article} {task} run; {command} needs {what} (task {names})"

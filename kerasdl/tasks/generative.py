@@ -70,6 +70,74 @@ def mode_coverage(samples: np.ndarray, centres: np.ndarray, spreads: np.ndarray,
             "covered": covered, "modes_covered": len(covered), "modes": k, "sigmas": sigmas}
 
 
+def load_split(config, split: str, limit: int | None = None):
+    """``(x normalised, labels)`` of a run's split loaded afresh (unshuffled, no augmentation)."""
+    from kerasdl.data import load_splits
+    from kerasdl.tasks.autoencoder import collect
+
+    config = config.replace(augment="none") if hasattr(config, "replace") else config
+    data, _ = load_splits(config, (split,), shuffle_train=False)
+    return collect(data[split], limit)
+
+
+def sample_quality(config, info, generated: np.ndarray, x_test: np.ndarray, train: tuple, *,
+                   requested: np.ndarray | None = None, to_raw=None) -> dict:
+    """The scores of ``generated`` (normalised inputs, like ``x_test``) -- one definition for every
+    sampling task, the VAE included (see the module docstring).
+
+    ``train``: ``(x_train, y_train)`` (the floor, the noise box and the modes); ``requested``: the
+    classes a conditional model was asked for; ``to_raw``: normalised -> the data's units (vector
+    modes). FID, KID and precision/recall compare equal counts, at most the test split's size;
+    every sample counts for the label histogram, the class match and the mode coverage.
+    """
+    from kerasdl.evaluation import quality
+    from kerasdl.evaluation.feature_net import feature_net
+
+    seed = int(config.seed)
+    x_train, y_train = train
+    drawn, n = len(generated), min(len(generated), len(x_test))
+    rng = np.random.default_rng(seed + 202)
+    if info.is_image:
+        noise = rng.uniform(0.0, 1.0, size=(n,) + tuple(info.input_shape)).astype(np.float32)
+    else:  # uniform over the box the train data span
+        noise = rng.uniform(x_train.min(0), x_train.max(0), size=(n,) + x_train.shape[1:]).astype(np.float32)
+    net = feature_net(config, info)
+    feats = {k: net.features(v) for k, v in
+             (("generated", generated[:n]), ("test", x_test), ("train", x_train), ("noise", noise))}
+    # KID's spread: subsets of half the samples (with all of them, every subset is the same set).
+    report = quality.quality_report(feats["generated"], feats["test"], feats["train"], feats["noise"], seed=seed,
+                                    kid_subset_size=max(2, n // 2))
+    report["feature_net"] = net.describe()
+    report["samples"] = drawn
+    if report.get("ceiling") and report.get("kid_std"):  # how far below the noise ceiling, in KID stds
+        report["kid_below_ceiling_std"] = float((report["ceiling"]["kid"] - report["kid"]) / report["kid_std"])
+    predicted = net.predict(generated)
+    if predicted is not None and info.task == "classification":
+        report["labels"] = quality.label_stats(predicted, int(info.num_classes))
+        if requested is not None:
+            report["class_match"] = float(np.mean(predicted == requested))
+    elif info.task == "classification" and y_train is not None and len(y_train):
+        to_raw = to_raw or (lambda v: v)
+        modes = vector_modes(to_raw(generated), to_raw(x_train), y_train, info)
+        nearest = np.asarray(modes.pop("nearest"))
+        report["modes"] = modes
+        if requested is not None:  # vectors: the class of a sample is its nearest mode
+            report["class_match"] = float(np.mean(nearest == requested))
+    return report
+
+
+def vector_modes(raw_gen: np.ndarray, raw_train: np.ndarray, y_train: np.ndarray, info) -> dict:
+    """Mode coverage of vector samples against the classes of the train split (in the data's units):
+    a class's mean is its mode, its spread the mean per-feature std (at least 0.01)."""
+    k = int(info.num_classes)
+    centres = np.stack([raw_train[y_train == c].mean(0) for c in range(k)])
+    spreads = np.array([max(float(raw_train[y_train == c].std(0).mean()), 1e-2) for c in range(k)])
+    out = mode_coverage(raw_gen, centres, spreads)
+    out["class_names"] = list(info.class_names)
+    out["train_fractions"] = [float(np.mean(y_train == c)) for c in range(k)]
+    return out
+
+
 def sample_grid_callback(task: "GenerativeTask", run_dir: str, every: int):
     """A Keras callback that writes ``plots/samples/epoch_NNN.png`` every ``every`` epochs, drawn
     from the model being trained with the run's seed (the same noise every time, so the grids show
@@ -267,12 +335,7 @@ class GenerativeTask(Task):
 
     def _split(self, split: str, limit: int | None = None):
         """``(x, labels)`` of a split loaded afresh (unshuffled, no augmentation)."""
-        from kerasdl.data import load_splits
-        from kerasdl.tasks.autoencoder import collect
-
-        config = self.config.replace(augment="none") if hasattr(self.config, "replace") else self.config
-        data, _ = load_splits(config, (split,), shuffle_train=False)
-        return collect(data[split], limit)
+        return load_split(self.config, split, limit)
 
     def _real_raw(self, split: str) -> np.ndarray:
         if split in self._raw:
@@ -282,60 +345,16 @@ class GenerativeTask(Task):
     # -- evaluation ----------------------------------------------------------------------------
     def evaluate(self, model, ds, **kw) -> dict:
         """Quality of ``eval_samples`` samples against the real split behind ``ds`` (see the module
-        docstring); the figures a subclass adds come from :meth:`extra_figures`."""
-        from kerasdl.evaluation import quality
-        from kerasdl.evaluation.feature_net import feature_net
-
+        docstring, :func:`sample_quality`); a subclass adds figures in :meth:`extra_figures`."""
         seed = int(self.config.seed)
-        x_test, y_test = self._arrays(ds)
-        x_train, y_train = self._split("train")
+        x_test, _ = self._arrays(ds)
         drawn = int(kw.get("samples", self.opts.eval_samples))
         requested = self.requested_labels(drawn)
-        steps = kw.get("steps")
-        generated = self.from_model(self.generate(model, drawn, seed + 101, requested, steps))
-        # FID, KID and precision/recall compare equal counts: at most the test split's size (every
-        # sample still counts for the label histogram, the class match and the mode coverage).
-        n = min(drawn, len(x_test))
-        rng = np.random.default_rng(seed + 202)
-        if self.info.is_image:
-            noise = rng.uniform(0.0, 1.0, size=(n,) + tuple(self.info.input_shape)).astype(np.float32)
-        else:  # uniform over the box the train data span
-            lo, hi = x_train.min(0), x_train.max(0)
-            noise = rng.uniform(lo, hi, size=(n,) + x_train.shape[1:]).astype(np.float32)
-        net = feature_net(self.config, self.info)
-        feats = {k: net.features(v) for k, v in
-                 (("generated", generated[:n]), ("test", x_test), ("train", x_train), ("noise", noise))}
-        # KID's spread: subsets of half the samples (with all of them, every subset is the same set).
-        report = quality.quality_report(feats["generated"], feats["test"], feats["train"], feats["noise"], seed=seed,
-                                        kid_subset_size=max(2, n // 2))
-        report["feature_net"] = net.describe()
-        report["samples"] = drawn
-        if report.get("ceiling") and report.get("kid_std"):  # how far below the noise ceiling, in KID stds
-            report["kid_below_ceiling_std"] = float((report["ceiling"]["kid"] - report["kid"]) / report["kid_std"])
-        predicted = net.predict(generated)
-        if predicted is not None and self.info.task == "classification":
-            report["labels"] = quality.label_stats(predicted, int(self.info.num_classes))
-            if requested is not None:
-                report["class_match"] = float(np.mean(predicted == requested))
-        elif self.info.task == "classification" and y_train is not None:
-            report["modes"] = self._modes(generated, x_train, y_train)
-            if requested is not None:  # vectors: the class of a sample is its nearest mode
-                report["class_match"] = float(np.mean(np.asarray(report["modes"].pop("nearest")) == requested))
-            else:
-                report["modes"].pop("nearest")
+        generated = self.from_model(self.generate(model, drawn, seed + 101, requested, kw.get("steps")))
+        report = sample_quality(self.config, self.info, generated, x_test, self._split("train"),
+                                requested=requested, to_raw=self.to_raw)
         report.update(self.extra_figures(model, generated, x_test))
         return report
-
-    def _modes(self, generated: np.ndarray, x_train: np.ndarray, y_train: np.ndarray) -> dict:
-        """Mode coverage of vector samples against the classes of the train split (in the data's units)."""
-        raw_gen, raw_train = self.to_raw(generated), self.to_raw(x_train)
-        k = int(self.info.num_classes)
-        centres = np.stack([raw_train[y_train == c].mean(0) for c in range(k)])
-        spreads = np.array([max(float(raw_train[y_train == c].std(0).mean()), 1e-2) for c in range(k)])
-        out = mode_coverage(raw_gen, centres, spreads)
-        out["class_names"] = list(self.info.class_names)
-        out["train_fractions"] = [float(np.mean(y_train == c)) for c in range(k)]
-        return out
 
     def extra_figures(self, model, generated: np.ndarray, x_test: np.ndarray) -> dict:
         """Figures a subclass adds to the report (e.g. the VQ-VAE's codebook usage)."""

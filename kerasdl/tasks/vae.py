@@ -15,7 +15,9 @@ Logs (per example, nats, summed over pixels): ``loss`` = reconstruction + beta_t
 objective; in validation beta, not the warm-up weight, so val_loss compares across epochs),
 ``reconstruction`` = -log p(x|z), ``kl``, and ``elbo`` = -(reconstruction + kl) (``val_elbo``
 is a tuning objective). ``evaluate`` adds the importance-weighted bound with K samples (Burda,
-Grosse & Salakhutdinov 2016): NLL <= -L_K <= -ELBO.
+Grosse & Salakhutdinov 2016): NLL <= -L_K <= -ELBO, and the sample-quality figures every sampling
+task reports (FID, KID, precision / recall of 1,000 samples from the prior:
+:func:`kerasdl.tasks.generative.sample_quality`).
 
 How it fits the engine. :class:`VAE` overrides ``compute_loss`` only, so Keras's own train step,
 ``fit``, callbacks, mixed precision, gradient accumulation and ``tf.distribute`` are unchanged:
@@ -43,6 +45,7 @@ from kerasdl.tasks.autoencoder import (
 from kerasdl.tasks.base import Endpoint, register_task
 
 LOG_2PI = math.log(2.0 * math.pi)
+QUALITY_SAMPLES = 1000  # samples from the prior scored by FID / KID / precision / recall (as eval_samples)
 
 
 def prior_codes(n, k: int, seed):
@@ -249,7 +252,19 @@ class VAETask(AutoencoderTask):
         k = int(kw.get("iw_samples", self.opts.iw_samples))
         bound = self.iwae(model, x, k, seed=seed + 1)
         report.update(iw_samples=k, iwae_bound=float(bound.mean()), nll_iwae=float(-bound.mean()))
+        report.update(self.sample_quality(model, x, int(kw.get("samples", QUALITY_SAMPLES))))
         return report
+
+    def sample_quality(self, model, x_test: np.ndarray, n: int) -> dict:
+        """FID, KID, precision / recall and the label histogram of ``n`` samples from the prior,
+        scored as every sampling task is (:func:`kerasdl.tasks.generative.sample_quality`)."""
+        from kerasdl.tasks.generative import load_split, sample_quality
+
+        generated = self._decode_mean(model, self.prior(n, int(self.config.seed) + 101))
+        if self.info.is_image:
+            generated = np.clip(generated, 0.0, 1.0)
+        return sample_quality(self.config, self.info, generated.astype(np.float32), x_test,
+                              load_split(self.config, "train"))
 
     # -- plots ---------------------------------------------------------------------------------
     def _decode_mean(self, model, z: np.ndarray) -> np.ndarray:

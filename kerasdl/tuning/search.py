@@ -262,6 +262,10 @@ class TuneSettings:
             if value not in known:
                 raise UnknownNameError(what, str(value), known)
         offered = self.objectives()
+        if not offered:
+            task = self.__dict__["_objectives"][0]
+            raise KerasdlUsageError(f"task {task!r} has no tuning objective: its losses do not measure what it "
+                                    f"learns (score runs with kerasdl evaluate instead)")
         if self.objective not in offered:
             task = self.__dict__["_objectives"][0]
             from kerasdl.errors import closest
