@@ -366,14 +366,26 @@ class DiffusionTask(GenerativeTask):
 
     # -- evaluation ----------------------------------------------------------------------------
     def evaluate(self, model, ds, **kw) -> dict:
-        """The base class's quality report with ``steps`` (default ``sample_steps``) DDIM steps."""
+        """The base class's quality report with ``steps`` (default ``sample_steps``) DDIM steps;
+        ``guidance=w`` scores a conditional model at another guidance weight than its option's
+        (the weight is a sampling choice: the denoiser is the same)."""
+        import dataclasses
+
         steps = int(kw.pop("steps", None) or self.opts.sample_steps)
         self.check_steps(steps)
-        report = super().evaluate(model, ds, steps=steps, **kw)
-        report.update(ddim_steps=steps, eta=float(self.opts.eta), timesteps=int(self.opts.timesteps),
-                      schedule=self.opts.schedule)
-        if self.conditional:
-            report["guidance"] = float(self.opts.guidance)
+        guidance, opts = kw.pop("guidance", None), self.opts
+        if guidance is not None:
+            if not float(guidance) >= 0.0:
+                raise KerasdlUsageError(f"guidance must be >= 0. Received: guidance={guidance}")
+            self.opts, self._samplers = dataclasses.replace(opts, guidance=float(guidance)), {}
+        try:
+            report = super().evaluate(model, ds, steps=steps, **kw)
+            report.update(ddim_steps=steps, eta=float(self.opts.eta), timesteps=int(self.opts.timesteps),
+                          schedule=self.opts.schedule)
+            if self.conditional:
+                report["guidance"] = float(self.opts.guidance)
+        finally:
+            self.opts, self._samplers = opts, ({} if guidance is not None else self._samplers)
         return report
 
     # -- export --------------------------------------------------------------------------------

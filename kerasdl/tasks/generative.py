@@ -300,7 +300,8 @@ class GenerativeTask(Task):
                 k = int(self.info.num_classes)
                 labels = np.repeat(np.arange(k), PER_CLASS).astype(np.int32)
                 images = self.from_model(self.generate(model, len(labels), seed, labels))
-                return figs.image_grid(images, path, cols=PER_CLASS, title=title or "one row per class")
+                return figs.image_grid(images, path, cols=PER_CLASS,
+                                       title=f"{title} (one row per class)" if title else "one row per class")
             images = self.from_model(self.generate(model, SAMPLE_GRID, seed))
             return figs.image_grid(images, path, cols=8, title=title)
         n = 1000
