@@ -4,6 +4,7 @@ its file is corrupted."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 
@@ -194,6 +195,8 @@ def test_feature_net_trains_caches_and_distrusts_a_corrupted_cache(data_dir, mon
 
     config = RunConfig(dataset="digits", data_dir=data_dir)
     info = dataset_info("digits", data_dir=data_dir)
+    for old in glob.glob(os.path.join(data_dir, "feature_nets", "digits-*")):  # another test's cache
+        os.remove(old)
     net = fn.feature_net(config, info)
     assert net.name == "cnn" and not net.from_cache and net.num_classes == 10
     assert net.test_accuracy > 0.8 and net.feature_dim == 128

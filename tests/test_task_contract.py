@@ -32,6 +32,7 @@ import pytest
 
 from kerasdl.tasks import list_tasks, task_class
 
+
 # One tiny, offline training per task: registry model, dataset and shrinking options (after COMMON,
 # so they may override it; each trains and evaluates in a few seconds). A new task needs an entry; its tests fail until it has one.
 RECIPES: dict[str, list[str]] = {
@@ -138,8 +139,27 @@ def _train_kill_resume(cmd: list, data_dir: str, root) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def contract_runs(kerasdl_cmd, data_dir, tmp_path_factory):
-    return _train_kill_resume(kerasdl_cmd, data_dir, tmp_path_factory.mktemp("contract"))
+def contract_runs(kerasdl_cmd, data_dir, tmp_path_factory, worker_id):
+    """The trainings, once per test session: under pytest-xdist the first worker that needs them
+    trains (holding a file lock) and writes where they are; the other worker waits and reads them."""
+    if worker_id == "master":
+        return _train_kill_resume(kerasdl_cmd, data_dir, tmp_path_factory.mktemp("contract"))
+    import fcntl
+    import pathlib
+
+    shared = tmp_path_factory.getbasetemp().parent / "task_contract"
+    shared.mkdir(exist_ok=True)
+    record = shared / "runs.json"
+    with open(shared / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not record.exists():
+            runs = _train_kill_resume(kerasdl_cmd, data_dir, shared)
+            record.write_text(json.dumps({t: {k: str(v) if isinstance(v, pathlib.Path) else v for k, v in r.items()}
+                                          for t, r in runs.items()}))
+    runs = json.loads(record.read_text())
+    for run in runs.values():
+        run["cwd"], run["run_dir"] = pathlib.Path(run["cwd"]), pathlib.Path(run["run_dir"])
+    return runs
 
 
 @pytest.fixture

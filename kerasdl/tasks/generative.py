@@ -112,6 +112,9 @@ def sample_quality(config, info, generated: np.ndarray, x_test: np.ndarray, trai
     if report.get("ceiling") and report.get("kid_std"):  # how far below the noise ceiling, in KID stds
         report["kid_below_ceiling_std"] = float((report["ceiling"]["kid"] - report["kid"]) / report["kid_std"])
     predicted = net.predict(generated)
+    if predicted is not None and net.num_classes != int(info.num_classes):
+        predicted = None  # a feature classifier of other classes than the run's: no label figures
+        report["labels_skipped"] = f"the feature network has {net.num_classes} classes, the run {info.num_classes}"
     if predicted is not None and info.task == "classification":
         report["labels"] = quality.label_stats(predicted, int(info.num_classes))
         if requested is not None:

@@ -252,7 +252,9 @@ class VAETask(AutoencoderTask):
         k = int(kw.get("iw_samples", self.opts.iw_samples))
         bound = self.iwae(model, x, k, seed=seed + 1)
         report.update(iw_samples=k, iwae_bound=float(bound.mean()), nll_iwae=float(-bound.mean()))
-        report.update(self.sample_quality(model, x, int(kw.get("samples", QUALITY_SAMPLES))))
+        samples = int(kw.get("samples", QUALITY_SAMPLES))  # 0: no sample-quality figures
+        if samples > 0:
+            report.update(self.sample_quality(model, x, samples))
         return report
 
     def sample_quality(self, model, x_test: np.ndarray, n: int) -> dict:
