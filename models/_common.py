@@ -135,6 +135,18 @@ def global_pool(x, pooling: str | None):
     return x
 
 
+def check_shape(model: str, key: str, shape: Any) -> tuple[int, ...]:
+    """``shape`` as a non-empty tuple of positive ints, or a one-line error naming ``key``."""
+    try:
+        out = tuple(int(d) for d in shape)
+    except (TypeError, ValueError):
+        out = ()
+    if not out or any(d < 1 for d in out):
+        raise KerasdlUsageError(f"{model}: {key} must be a non-empty tuple of positive sizes. "
+                                f"Received: {key}={shape!r}")
+    return out
+
+
 def check_image_shape(model: str, input_shape: Sequence[int], *, min_side: int) -> tuple:
     """``(height, width, channels)`` with both sides >= ``min_side`` (for a conv net whose
     total stride is ``min_side``, the smallest input that still leaves a 1x1 map), else a

@@ -51,7 +51,7 @@ from keras import ops
 
 from kerasdl.errors import KerasdlUsageError
 
-from ._common import check_bool, check_int, check_rate
+from ._common import check_bool, check_int, check_rate, check_shape
 from .registry import register_model
 
 CHANNEL_MULT = (1, 2, 2)  # three levels: 28 -> 14 -> 7
@@ -271,13 +271,7 @@ def DiffusionMLP(
     depth = check_int(name, "depth", depth, minimum=1)
     embed_dim = check_int(name, "embed_dim", embed_dim, minimum=2)
     dropout = check_rate(name, "dropout", dropout)
-    try:
-        shape = tuple(int(d) for d in input_shape)
-    except (TypeError, ValueError):
-        shape = ()
-    if not shape or any(d < 1 for d in shape):
-        raise KerasdlUsageError(f"{name}: input_shape must be a non-empty tuple of positive sizes. "
-                                f"Received: input_shape={input_shape!r}")
+    shape = check_shape(name, "input_shape", input_shape)
     x_in, t, labels = _inputs(shape, num_classes)
     emb = _embedding(t, labels, num_classes, width, embed_dim)
     h = keras.layers.Flatten(name="input_flatten")(x_in) if len(shape) > 1 else x_in

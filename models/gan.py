@@ -56,6 +56,7 @@ from kerasdl.errors import KerasdlUsageError
 
 from ._common import (
     check_choice,
+    check_shape,
     check_int,
     check_rate,
     initializer,
@@ -81,17 +82,6 @@ def _initializer(model: str, value: Any):
     if isinstance(value, Mapping):
         value = copy.deepcopy(dict(value))  # Keras may edit the config it deserialises
     return initializer(model, value)
-
-
-def _shape(model: str, key: str, shape: Any) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(d) for d in shape)
-    except (TypeError, ValueError):
-        shape = ()
-    if not shape or any(d < 1 for d in shape):
-        raise KerasdlUsageError(f"{model}: {key} must be a non-empty tuple of positive sizes. "
-                                f"Received: {key}={shape}")
-    return shape
 
 
 def dcgan_stages(model: str, shape: Sequence[int]) -> int:
@@ -200,7 +190,7 @@ def Generator(
     """
     check_choice(name, "body", body, BODIES)
     latent_dim = check_int(name, "latent_dim", latent_dim, minimum=1)
-    output_shape = _shape(name, "output_shape", output_shape)
+    output_shape = check_shape(name, "output_shape", output_shape)
     num_classes = check_int(name, "num_classes", num_classes, minimum=0)
     check_choice(name, "norm", norm, NORMS)
     pieces = units_multiplier(activation)
@@ -286,7 +276,7 @@ def Discriminator(
         kernel_initializer, l2, name: as for :func:`Generator`.
     """
     check_choice(name, "body", body, BODIES)
-    input_shape = _shape(name, "input_shape", input_shape)
+    input_shape = check_shape(name, "input_shape", input_shape)
     num_classes = check_int(name, "num_classes", num_classes, minimum=0)
     check_choice(name, "norm", norm, NORMS)
     dropout = check_rate(name, "dropout", dropout)

@@ -277,16 +277,6 @@ class AutoencoderTask(Task):
         model.compile(optimizer=optimizer, loss=loss, **speed)
         return train_ds, val_ds
 
-    def monitor(self) -> tuple[str, str]:
-        """``--monitor`` (default val_loss) with its direction from :attr:`logged`."""
-        name = self.config.monitor or "val_loss"
-        directions = {**self.logged, **{f"val_{k}": v for k, v in self.logged.items()}}
-        if name not in directions:
-            raise KerasdlUsageError(
-                f"monitor {name!r} is not logged by task {self.name!r}; choose one of {', '.join(directions)}"
-            )
-        return name, directions[name]
-
     def inference_model(self, model):
         encoder, decoder = parts(model)
         x = keras.Input(shape=tuple(self.info.input_shape), name="input")

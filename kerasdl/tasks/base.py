@@ -73,6 +73,9 @@ class Task:
     roles: ClassVar[tuple[str, ...]] = ("classifier",)
     # The output names of the export's serving_default (kerasdl.json "outputs").
     serving_outputs: ClassVar[tuple[str, ...]] = ()
+    # What a model with its own metrics logs each epoch, with the direction in which each is
+    # better (validation figures get the val_ prefix); when set, the monitor must be one of them.
+    logged: ClassVar[dict[str, str]] = {}
 
     def __init__(self, config, info):
         self.config = config
@@ -100,7 +103,16 @@ class Task:
 
     def monitor(self) -> tuple[str, str]:
         """(metric to monitor, "min" | "max") — the config's ``monitor`` with its direction.
-        ``("epoch", "max")`` keeps the last epoch (GANs: their losses do not measure quality)."""
+        ``("epoch", "max")`` keeps the last epoch (GANs: their losses do not measure quality).
+        A task with :attr:`logged` takes the direction from it (``--monitor`` default val_loss)
+        and refuses a monitor its model never logs, in one line, before training."""
+        if self.logged:
+            name = self.config.monitor or "val_loss"
+            directions = {**self.logged, **{f"val_{k}": v for k, v in self.logged.items()}}
+            if name not in directions:
+                raise KerasdlUsageError(f"monitor {name!r} is not logged by task {self.name!r}; "
+                                        f"choose one of {', '.join(directions)}")
+            return name, directions[name]
         from kerasdl.engine.callbacks import monitor_mode
 
         return self.config.monitor, monitor_mode(self.config.monitor)

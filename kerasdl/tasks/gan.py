@@ -43,7 +43,7 @@ from keras import ops
 from kerasdl.engine.callbacks import LAST_EPOCH
 from kerasdl.engine.distribute import num_replicas, replica_id
 from kerasdl.tasks.base import Endpoint, register_task
-from kerasdl.tasks.generative import GenerativeTask
+from kerasdl.tasks.generative import GenerativeTask, prior_codes
 
 
 def discriminator_loss(kind: str, real, fake):
@@ -229,15 +229,6 @@ def generator_of(model):
     return model.generator if isinstance(model, GAN) else model
 
 
-def prior_noise(n, k: int, seed):
-    """``n`` noise vectors z ~ N(0, I_k) from seed ``(seed, 0)`` (``tf.random.stateless_normal``):
-    one definition for ``kerasdl sample``, the figures and the export's ``sample`` signature."""
-    import tensorflow as tf
-
-    return tf.random.stateless_normal(tf.stack([n, k]), seed=tf.stack([tf.cast(seed, tf.int64),
-                                                                      tf.constant(0, tf.int64)]))
-
-
 @register_task
 class GANTask(GenerativeTask):
     """Generative adversarial network: minimax, non-saturating, hinge or WGAN-GP; conditional option."""
@@ -328,7 +319,7 @@ class GANTask(GenerativeTask):
     # -- sampling ------------------------------------------------------------------------------
     def generate(self, model, n, seed, labels=None, steps=None, batch: int = 500) -> np.ndarray:
         generator = generator_of(model)
-        z = np.asarray(prior_noise(int(n), self.opts.latent_dim, int(seed)))
+        z = np.asarray(prior_codes(int(n), self.opts.latent_dim, int(seed)))
         out = []
         for i in range(0, int(n), batch):
             inputs = [z[i:i + batch], labels[i:i + batch]] if self.conditional else z[i:i + batch]
@@ -357,7 +348,7 @@ class GANTask(GenerativeTask):
             return {"samples": to_user(generator(inputs, training=False))}
 
         def sample(n, seed, label=None):
-            z = prior_noise(n, k, seed)
+            z = prior_codes(n, k, seed)
             if conditional:
                 turns = tf.range(n) % classes
                 labels = tf.where(label < 0, turns, tf.fill([n], label))

@@ -39,6 +39,16 @@ SAMPLE_DIR = os.path.join("plots", "samples")
 PER_CLASS = 8  # examples per class in a conditional grid
 
 
+def prior_codes(n, k: int, seed):
+    """``n`` codes z ~ N(0, I_k) drawn with ``tf.random.stateless_normal`` from seed ``(seed, 0)``:
+    one definition for ``kerasdl sample``, the figures and the exports' ``sample`` signatures (the
+    VAE's prior, the GAN's noise)."""
+    import tensorflow as tf
+
+    return tf.random.stateless_normal(tf.stack([n, k]), seed=tf.stack([tf.cast(seed, tf.int64),
+                                                                      tf.constant(0, tf.int64)]))
+
+
 def scaled_to_unit(info) -> bool:
     """Images whose normalisation only divides by one constant (``--input-norm scale``: uint8 / 255,
     sklearn's digits / 16): the model sees them in [0, 1]."""

@@ -43,18 +43,10 @@ from kerasdl.tasks.autoencoder import (
     EXAMPLES, AutoencoderTask, EncoderDecoder, build_pair, parts, plot_path, predict, with_seeds,
 )
 from kerasdl.tasks.base import Endpoint, register_task
+from kerasdl.tasks.generative import prior_codes  # noqa: F401 (kerasdl.tasks.vae.prior_codes, as before)
 
 LOG_2PI = math.log(2.0 * math.pi)
 QUALITY_SAMPLES = 1000  # samples from the prior scored by FID / KID / precision / recall (as eval_samples)
-
-
-def prior_codes(n, k: int, seed):
-    """``n`` codes z ~ N(0, I_k) drawn with ``tf.random.stateless_normal`` from seed ``(seed, 0)``:
-    one definition for ``kerasdl sample`` and the export's ``sample`` signature."""
-    import tensorflow as tf
-
-    return tf.random.stateless_normal(tf.stack([n, k]), seed=tf.stack([tf.cast(seed, tf.int64),
-                                                                      tf.constant(0, tf.int64)]))
 
 
 @keras.saving.register_keras_serializable(package="kerasdl")

@@ -212,15 +212,6 @@ class VQVAETask(GenerativeTask):
 
             check_encoder(self.name, self.config, self.info)
 
-    def monitor(self) -> tuple[str, str]:
-        """``--monitor`` (default val_loss) with its direction from :attr:`logged`."""
-        name = self.config.monitor or "val_loss"
-        directions = {**self.logged, **{f"val_{k}": v for k, v in self.logged.items()}}
-        if name not in directions:
-            raise KerasdlUsageError(
-                f"monitor {name!r} is not logged by task {self.name!r}; choose one of {', '.join(directions)}")
-        return name, directions[name]
-
     def tune_objectives(self) -> dict[str, str]:
         return {"val_loss": "min", "val_reconstruction": "min", "val_perplexity": "max"}
 
