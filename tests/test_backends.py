@@ -65,6 +65,7 @@ SMOKE_MODELS = {
     "gan": "dcgan_generator",  # with its companion dcgan_discriminator, conditional: D one step, G one step
     "vqvae": "vq_encoder",  # with its companion vq_decoder (the quantizer is a task layer: tests/test_vqvae.py)
     "diffusion": "diffusion_unet",  # conditional, at base_filters 8: eps-prediction, one MSE step
+    "pinn": "fourier_mlp",  # the field MLP behind its Fourier features: u(x, t), one MSE step
 }
 # model -> why it fails on the torch backend (a builder bug reported to its owner). strict:
 # the test turns red once the builder is fixed, so the entry is removed then.
@@ -194,6 +195,34 @@ def _denoiser_smoke(name: str) -> dict:
             "build_s": round(t_build, 2), "forward_s": round(t_forward, 2), "train_s": round(t_train, 2)}
 
 
+def _field_smoke(name: str) -> dict:
+    """A field network u(x, t) (physics-informed task): forward, one MSE step (the PDE residual's
+    input derivatives are TensorFlow's: tests/test_pinn.py)."""
+    import keras
+    import numpy as np
+
+    from kerasdl.models import build_model
+
+    t0 = time.perf_counter()
+    model = build_model(name, input_shape=(2,), low=[-1.0, 0.0], high=[1.0, 1.0])
+    t_build = time.perf_counter() - t0
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(BATCH, 2)).astype("float32")
+    t0 = time.perf_counter()
+    out = keras.ops.convert_to_numpy(model(x, training=False))
+    t_forward = time.perf_counter() - t0
+    assert out.shape == (BATCH, 1) and np.all(np.isfinite(out)), out.shape
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    before = [keras.ops.convert_to_numpy(w).copy() for w in model.trainable_weights]
+    t0 = time.perf_counter()
+    loss = float(model.train_on_batch(x, np.sin(x[:, :1])))
+    t_train = time.perf_counter() - t0
+    after = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
+    assert np.isfinite(loss) and any(not np.allclose(b, a) for b, a in zip(before, after)), loss
+    return {"out_shape": list(out.shape), "loss": loss, "params": model.count_params(),
+            "build_s": round(t_build, 2), "forward_s": round(t_forward, 2), "train_s": round(t_train, 2)}
+
+
 def _smoke(name: str) -> dict:
     """Build, forward and train ``name`` one step on the current backend; a JSON-able report."""
     import keras
@@ -209,6 +238,8 @@ def _smoke(name: str) -> dict:
         return _gan_smoke(name)
     if info.role == "denoiser":
         return _denoiser_smoke(name)
+    if info.role == "field":
+        return _field_smoke(name)
     shape, k = info.smoke_input_shape, info.default_num_classes
     t0 = time.perf_counter()
     model = build_model(name, input_shape=shape, num_classes=k)
