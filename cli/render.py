@@ -20,6 +20,9 @@ SHOWN = {
     "kl": "{:.2f}", "nll_iwae": "{:.2f}", "mean_mse": "{:.4f}",
     # generative models (besides the quality table of print_quality)
     "perplexity": "{:.2f}", "codebook_usage": "{:.2%}", "reconstruction_mse": "{:.4f}",
+    # physics-informed runs
+    "rel_l2": "{:.3e}", "max_abs_error": "{:.3e}", "mean_abs_error": "{:.3e}", "residual_max": "{:.3e}",
+    "residual_mean": "{:.3e}", "points": "{:,}",
 }
 
 
@@ -44,6 +47,13 @@ def print_metrics(report: Mapping, title: str = "metrics", class_names=None) -> 
         console.print(table)
     if isinstance(report.get("fid"), (int, float)):
         print_quality(report)
+    if isinstance(report.get("coefficients"), Mapping):  # an inverse PINN run's fitted coefficients
+        coef = Table(title="coefficients", show_header=True, header_style="bold")
+        for column in ("name", "fitted", "true", "relative error"):
+            coef.add_column(column, justify="left" if column == "name" else "right")
+        for name, c in report["coefficients"].items():
+            coef.add_row(name, f"{c['fitted']:.6g}", f"{c['true']:.6g}", f"{c['rel_error']:.3%}")
+        console.print(coef)
     per_class = report.get("per_class_accuracy")
     if per_class and class_names is not None:
         pc = Table(title="per-class accuracy", show_header=True, header_style="bold")

@@ -29,7 +29,7 @@ def runs_command(folder, sort_key, reverse, model, dataset):
     Reads each run's config.yaml and metrics.json only (no TensorFlow), so it prints at once.
     Epochs are finished / configured; an ensemble shows "N x model" and its members' most epochs.
     Test figures are the ones training recorded: accuracy (pixel accuracy for segmentation), loss
-    (NLL for classifiers, MSE for regression), r2 and mean_iou where the task has them.
+    (NLL for classifiers, MSE for regression), r2, mean_iou and rel_l2 (PINNs) where the task has them.
     """
     from kerasdl.runs.listing import METRICS, format_figure, list_runs
 

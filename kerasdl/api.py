@@ -35,7 +35,10 @@ def evaluate_run(run_dir: str, split: str = "test", *, batch_size: int | None = 
     config = run.config.replace(batch_size=batch_size or run.config.batch_size,
                                 data_dir=data_dir or run.config.data_dir)
     n_bins = n_bins or config.ece_bins
-    dataset = load_splits(config, (split,), shuffle_train=False)[0][split]
+    if run.task.data_kind == "collocation":  # the task makes its points (a PDE's reference grid)
+        dataset = run.task.make_data((split,))[0][split]
+    else:
+        dataset = load_splits(config, (split,), shuffle_train=False)[0][split]
     if run.task.data_kind != "supervised":
         if mc_samples:
             raise KerasdlUsageError(f"MC dropout figures are for classifiers; {run_dir} is a {run.task.name} run")

@@ -20,7 +20,7 @@ from kerasdl.data.info import INPUT_NORMS  # noqa: F401 (RunConfig's choices; re
 from kerasdl.errors import KerasdlUsageError, UnknownNameError, first_line
 from kerasdl.engine.distribute import LR_SCALINGS, PRECISIONS, STRATEGIES
 from kerasdl.tasks.losses import LOSSES as LOSS_REGISTRY
-from kerasdl.tasks.options import TASK_NAMES, default_model, parse_options
+from kerasdl.tasks.options import OPTIONS, TASK_NAMES, default_model, parse_options
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw")
 FREEZE = ("none", "backbone")
@@ -301,7 +301,13 @@ class RunConfig:
         return self.model or default_model(self.task)
 
     def resolved(self) -> "RunConfig":
-        """A copy with every default filled in (the model and the run name, in particular)."""
+        """A copy with every default filled in (the model and the run name, in particular).
+
+        A task whose options decide run settings (``run_settings()``: the pinn task's epochs come
+        from its iteration counts, its dataset is its PDE problem) has them applied here."""
+        changes = self._task_settings()
+        if changes:
+            return self.replace(**changes).resolved()
         if not self.model:
             return self.replace(model=self.model_name).resolved()
         if self.name:
@@ -311,6 +317,19 @@ class RunConfig:
         # The second alone collides in parallel sweeps; a random suffix (not the seeded RNG) does not.
         stamp = f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
         return self.replace(name=f"{self.model}-{self.dataset.replace('/', '_')}-{stamp}")
+
+    def _task_settings(self) -> dict:
+        """The fields the task's options set that differ from this config's (``--monitor`` only
+        while it is the default ``val_loss``)."""
+        if self.task in ("auto", None) or self.task not in OPTIONS:
+            return {}
+        run_settings = getattr(parse_options(self.task, self.task_options or {}), "run_settings", None)
+        if run_settings is None:
+            return {}
+        wanted = run_settings()
+        if self.monitor != "val_loss":
+            wanted.pop("monitor", None)
+        return {k: v for k, v in wanted.items() if getattr(self, k) != v}
 
     @property
     def run_dir(self) -> str:

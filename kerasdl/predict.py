@@ -126,6 +126,46 @@ def expand_names(paths: list[str], counts: list[int]) -> list[str]:
     return names
 
 
+def _task_of(kind: str, where: str) -> str:
+    """The task of a run directory or an export (from its config or kerasdl.json)."""
+    from kerasdl.tasks.base import task_name
+
+    if kind == "run":
+        dataset_task = (runs.read_json(runs.path(where, runs.DATASET), {}) or {}).get("task", "classification")
+        return task_name(runs.read_config(where), dataset_task)
+    return (runs.read_json(os.path.join(where, "kerasdl.json"), {}) or {}).get("task", "classification")
+
+
+def _predict_field(kind: str, where: str, paths: list[str], *, mc_samples: int = 0, sets=None) -> Predictions:
+    """A physics-informed run's u at the points of ``paths`` (.csv with a column per input, or
+    .npz / .npy arrays (N, d)), from the run or from its SavedModel (serving_default -> "u")."""
+    import tensorflow as tf
+
+    from kerasdl.data import DatasetInfo
+
+    if mc_samples or sets:
+        raise KerasdlUsageError(f"{where} is a pinn run: MC dropout and conformal sets are for classifiers")
+    if kind == "run":
+        run = load_run(where)
+        info = run.info
+        forward = lambda x: run.task.predict_points(run.model, x)  # noqa: E731
+    else:
+        meta = runs.read_json(os.path.join(where, "kerasdl.json")) or {}
+        info = DatasetInfo.from_dict(meta["dataset_info"])
+        serving = tf.saved_model.load(where).signatures["serving_default"]
+        dtype = serving.structured_input_signature[1]["inputs"].dtype
+
+        def forward(x):
+            return np.concatenate([np.asarray(serving(inputs=tf.constant(x[i:i + 8192], dtype))["u"])
+                                   for i in range(0, len(x), 8192)])
+    x, names, _ = read_batch(paths, info, None, "predict")
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    if x.shape[1] != info.input_shape[0]:
+        raise KerasdlUsageError(f"points must have {info.input_shape[0]} columns ({', '.join(info.feature_names)}). "
+                                f"Received: {x.shape[1]}")
+    return Predictions(names, forward(x)[:, 0], "regression", [], {})
+
+
 def _check_supervised(kind: str, where: str) -> None:
     """predict answers classes, values or masks: a run or export of another task (an autoencoder,
     a VAE) is refused in one line, pointing at its own commands."""
@@ -171,6 +211,8 @@ def predict(source: str, paths: list[str], *, batch_size: int = 256, calibrated:
     from kerasdl.export.savedmodel import calibrated_logits, class_logits
 
     kind, where = resolve_source(source)
+    if _task_of(kind, where) == "pinn":
+        return _predict_field(kind, where, paths, mc_samples=mc_samples, sets=sets)
     _check_supervised(kind, where)
     calibrator = conformal = None
     if sets is not None and sets not in SCORES:

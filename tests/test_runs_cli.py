@@ -62,7 +62,7 @@ def test_runs_piped_lists_every_run_oldest_first_as_tab_separated_lines(cli_inpr
     assert proc.returncode == 0, proc.stderr
     header, *rows = rows_of(proc.stdout)
     assert header == ["name", "status", "dataset", "model", "epochs", "accuracy", "loss", "r2", "mean_iou",
-                      "created"]
+                      "rel_l2", "created"]
     assert [r[0] for r in rows] == ["mlp-b", "reg", "mlp-a", "live", "ens"]  # by the first event file's time
     by_name = {r[0]: dict(zip(header, r)) for r in rows}
     assert by_name["mlp-b"] == {**by_name["mlp-b"], "status": "completed", "dataset": "digits", "model": "mlp",

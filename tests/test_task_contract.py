@@ -55,6 +55,11 @@ RECIPES: dict[str, list[str]] = {
     "diffusion": ["--model", "diffusion_unet", "--dataset", "digits", "--train-per-class", "4",
                   "--model-opt", "base_filters=4", "--task-opt", "timesteps=20", "--task-opt", "sample_steps=4",
                   "--task-opt", "conditional=true", "--task-opt", "eval_samples=32"],
+    # Heat equation: 4 Adam epochs then 4 L-BFGS epochs of 10 iterations (the kill lands in the Adam phase,
+    # the resume crosses into L-BFGS); --epochs follows from the iteration counts (8).
+    "pinn": ["--task-opt", "problem=heat", "--task-opt", "n_collocation=200", "--task-opt", "n_conditions=20",
+             "--task-opt", "adam_steps=40", "--task-opt", "lbfgs_steps=40", "--task-opt", "log_every=10",
+             "--task-opt", "validation_points=100", "--model-opt", "depth=2", "--model-opt", "width=8"],
 }
 # Epochs of the run: enough that the kill (after the first) lands before the last (tiny epochs: ~0.1 s).
 EPOCHS = 8

@@ -353,10 +353,10 @@ def find_label_column(header: list[str], wanted: str | None, path: str) -> str |
     return next((lowered[n] for n in LABEL_COLUMNS if n in lowered), None)
 
 
-def _parse_features(rows, header: list[str], columns: list[str], path: str) -> np.ndarray:
+def _parse_features(rows, header: list[str], columns: list[str], path: str, dtype=np.float32) -> np.ndarray:
     """Numeric matrix of ``columns``; empty/NaN and non-numeric cells are one-line errors."""
     col_idx = [header.index(c) for c in columns]
-    out = np.empty((len(rows), len(columns)), dtype=np.float32)
+    out = np.empty((len(rows), len(columns)), dtype=dtype)
     bad: dict[str, tuple[int, int, str]] = {}  # column -> first (row, line, value)
     for r, (line, cells) in enumerate(rows, start=1):
         for j, (c, k) in enumerate(zip(columns, col_idx)):
@@ -528,4 +528,5 @@ def _csv_input(path: str, info: DatasetInfo) -> np.ndarray:
             f"{path}: dataset {info.name!r} takes {info.input_shape[0]} features; the csv has "
             f"{len(columns)} feature columns ({', '.join(columns)})"
         )
-    return _parse_features(rows, header, columns, path)
+    # float64 datasets (a PDE's coordinates) are parsed in float64: no rounding through float32
+    return _parse_features(rows, header, columns, path, np.float64 if info.raw_dtype == "float64" else np.float32)

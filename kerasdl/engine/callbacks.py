@@ -436,8 +436,13 @@ def _short(logs: dict | None, val: bool = False) -> str:
     for key, value in (logs or {}).items():
         if key.startswith("val_") and not val:
             continue
+        number = float(np.asarray(value))
         if key == "learning_rate":
-            parts.append(f"lr {float(value):.2e}")
+            parts.append(f"lr {number:.2e}")
+        elif number.is_integer() and abs(number) >= 1:  # counts (iterations, evaluations): no decimals
+            parts.append(f"{key} {int(number)}")
+        elif number != 0 and abs(number) < 1e-3:  # small losses (a PINN's): significant digits, not 0.0000
+            parts.append(f"{key} {number:.3e}")
         else:
-            parts.append(f"{key} {float(np.asarray(value)):.4f}")
+            parts.append(f"{key} {number:.4f}")
     return "  ".join(parts)

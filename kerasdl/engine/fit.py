@@ -440,17 +440,15 @@ def _setup(config: RunConfig, strategy, steps_per_execution: int, splits=SPLITS)
     from kerasdl.data import augment
     from kerasdl.engine import distribute
 
-    from kerasdl.data import load_splits
-    from kerasdl.tasks import resolve_task
+    from kerasdl.tasks.base import load_task_data
 
-    data, info = load_splits(config, splits)
-    task = resolve_task(config, info)
+    data, info, task = load_task_data(config, splits)
     task.check()  # the task refuses what cannot work on this data, before any folder is made
     train_ds = task.prepare(data["train"], "train")
     # Again: preparing a dataset the first time draws random numbers, and the weights must not
     # depend on whether this run was the one that prepared it.
     set_seed(config.seed, deterministic=not config.jit)
-    steps = math.ceil(info.splits["train"] / config.batch_size)
+    steps = task.steps_per_epoch() or math.ceil(info.splits["train"] / config.batch_size)
     with strategy.scope(), distribute.precision_policy(config.precision):
         model = task.build()
         regularised = apply_regularisers(model, config)  # before transfer: loaded weights win
@@ -604,11 +602,9 @@ def _train_ensemble(config: RunConfig, *, resume: bool, overwrite: bool, rich_pr
     """Train ``config.ensemble`` members (seeds seed, seed + 1, ...) as runs inside the run
     directory, then evaluate, calibrate and (optionally) export them as one model."""
     run_dir = config.run_dir
-    from kerasdl.data import load_splits
-    from kerasdl.tasks import resolve_task
+    from kerasdl.tasks.base import load_task_data
 
-    data, info = load_splits(config, ("validation", "test"), shuffle_train=False)  # bad data: refused now
-    task = resolve_task(config, info)
+    data, info, task = load_task_data(config, ("validation", "test"), shuffle_train=False)  # bad data: refused now
     if task.data_kind != "supervised":
         raise KerasdlUsageError(f"ensemble needs a supervised task; task {task.name!r} has no ensemble")
     task.check()

@@ -19,7 +19,7 @@ from kerasdl import runs
 from kerasdl.errors import KerasdlUsageError, UnknownNameError
 
 # Test figures a listing shows, with their direction (True: higher is better).
-METRICS = {"accuracy": True, "loss": False, "r2": True, "mean_iou": True}
+METRICS = {"accuracy": True, "loss": False, "r2": True, "mean_iou": True, "rel_l2": False}
 SORT_KEYS = ("created", "name", "status", "dataset", "model", "epochs", *METRICS)
 
 
@@ -118,6 +118,8 @@ def format_figure(key: str, value: float | None) -> str:
         return "-"
     if key == "accuracy":
         return f"{value:.2%}"
+    if key == "rel_l2":  # a PINN's relative L2 error: 1e-3 and below
+        return f"{value:.2e}"
     return f"{value:.4g}" if key == "loss" else f"{value:.4f}"  # an MSE loss can be in the thousands
 
 

@@ -35,12 +35,13 @@ from kerasdl.errors import KerasdlUsageError, UnknownNameError
 from kerasdl.tasks.options import COMMANDS, OPTIONS, default_model, parse_options
 
 __all__ = ["Task", "Endpoint", "register_task", "get_task", "list_tasks", "task_class", "task_name", "resolve_task",
-           "tasks_that", "task_attribute", "refusal"]
+           "tasks_that", "task_attribute", "refusal", "load_task_data"]
 
 # What a task's data looks like (the engine asks the data layer for it):
 #   supervised  (x, y) batches; y: class ids, targets or masks
 #   unlabeled   x only (an image or vector dataset used without its labels)
-DATA_KINDS = ("supervised", "unlabeled")
+#   collocation the task makes its own points (a PDE problem: kerasdl.tasks.pinn); see load_task_data
+DATA_KINDS = ("supervised", "unlabeled", "collocation")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +89,15 @@ class Task:
         """Refuse a config that cannot work on this data (raise KerasdlUsageError, one line)."""
 
     # -- data ----------------------------------------------------------------------------------
+    def make_data(self, splits) -> tuple[dict, Any]:
+        """``(datasets by split, DatasetInfo)`` of a task that makes its own data (data_kind
+        ``collocation``); the others read ``config.dataset`` (see :func:`load_task_data`)."""
+        raise NotImplementedError
+
+    def steps_per_epoch(self) -> int | None:
+        """Batches per epoch when the task decides it (full-batch tasks: 1); None: the dataset's."""
+        return None
+
     def prepare(self, ds, split: str):
         """The dataset of ``split`` as the trainable model consumes it (default: unchanged)."""
         return ds
@@ -222,6 +232,21 @@ def task_name(config, dataset_task: str) -> str:
     """The run's task: ``config.task``, or with ``auto`` the dataset's own (supervised) task."""
     task = getattr(config, "task", "auto") or "auto"
     return dataset_task if task == "auto" else task
+
+
+def load_task_data(config, splits, **kw) -> tuple[dict, Any, Task]:
+    """``(data, info, task)`` of a run: its splits, its DatasetInfo and its task instance. A task
+    of data kind ``collocation`` makes its data itself (:meth:`Task.make_data`); the others read
+    ``config.dataset`` with :func:`kerasdl.data.load_splits` (``kw``: its options)."""
+    name = getattr(config, "task", "auto") or "auto"
+    if name != "auto" and task_class(name).data_kind == "collocation":
+        task = task_class(name)(config, None)
+        data, task.info = task.make_data(tuple(splits))
+        return data, task.info, task
+    from kerasdl.data import load_splits
+
+    data, info = load_splits(config, splits, **kw)
+    return data, info, resolve_task(config, info)
 
 
 def resolve_task(config, info) -> Task:
