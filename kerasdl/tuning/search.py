@@ -264,8 +264,8 @@ class TuneSettings:
         offered = self.objectives()
         if not offered:
             task = self.__dict__["_objectives"][0]
-            raise KerasdlUsageError(f"task {task!r} has no tuning objective: its losses do not measure what it "
-                                    f"learns (score runs with kerasdl evaluate instead)")
+            raise KerasdlUsageError(f"task {task!r} has no tuning objective: kerasdl tune does not search it "
+                                    f"(train runs and score them with kerasdl evaluate instead)")
         if self.objective not in offered:
             task = self.__dict__["_objectives"][0]
             from kerasdl.errors import closest
