@@ -129,13 +129,16 @@ def test_bad_problem_files_are_one_line(tmp_path, body, message):
 
 def test_cli_refuses_bad_input_with_exit_2_and_one_line(tmp_path):
     env = dict(os.environ, KERASDL_OFFLINE="1", TF_CPP_MIN_LOG_LEVEL="3")
-    cmd = [sys.executable, "-m", "kerasdl", "train", "--task", "pinn", "--output-dir", str(tmp_path)]
+    out, cwd = tmp_path / "runs", tmp_path / "cwd"  # run outside the source tree: the installed kerasdl
+    out.mkdir()
+    cwd.mkdir()
+    cmd = [sys.executable, "-m", "kerasdl", "train", "--task", "pinn", "--output-dir", str(out)]
     proc = subprocess.run(cmd + ["--task-opt", "problem=burgerz"], capture_output=True, text=True, env=env,
-                          timeout=300)
-    assert proc.returncode == 2
+                          timeout=300, cwd=str(cwd))
+    assert proc.returncode == 2, proc.stderr[-2000:]
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "burgers" in lines[0], proc.stderr
-    assert not os.listdir(tmp_path)  # refused before any folder is made
+    assert not os.listdir(out)  # refused before any folder is made
 
 
 # --------------------------------------------------------------------------- training
