@@ -169,13 +169,9 @@ def _predict_field(kind: str, where: str, paths: list[str], *, mc_samples: int =
 def _check_supervised(kind: str, where: str) -> None:
     """predict answers classes, values or masks: a run or export of another task (an autoencoder,
     a VAE) is refused in one line, pointing at its own commands."""
-    from kerasdl.tasks.base import task_class, task_name
+    from kerasdl.tasks.base import task_class
 
-    if kind == "run":
-        dataset_task = (runs.read_json(runs.path(where, runs.DATASET), {}) or {}).get("task", "classification")
-        name = task_name(runs.read_config(where), dataset_task)
-    else:
-        name = (runs.read_json(os.path.join(where, "kerasdl.json"), {}) or {}).get("task", "classification")
+    name = _task_of(kind, where)
     if task_class(name).data_kind != "supervised":
         raise KerasdlUsageError(f"{where} is a {name} run; predict is for classification, regression and "
                                 f"segmentation runs (use kerasdl encode, or kerasdl sample)")
@@ -211,7 +207,9 @@ def predict(source: str, paths: list[str], *, batch_size: int = 256, calibrated:
     from kerasdl.export.savedmodel import calibrated_logits, class_logits
 
     kind, where = resolve_source(source)
-    if _task_of(kind, where) == "pinn":
+    from kerasdl.tasks.base import task_class
+
+    if task_class(_task_of(kind, where)).data_kind == "collocation":  # a field u(points): its own reader
         return _predict_field(kind, where, paths, mc_samples=mc_samples, sets=sets)
     _check_supervised(kind, where)
     calibrator = conformal = None
