@@ -425,8 +425,12 @@ class VQVAETask(GenerativeTask):
 
         def decode(codes):
             codes = tf.cast(codes, tf.int32)
-            tf.debugging.assert_non_negative(codes, message=f"codes must be in [0, {k})")
-            tf.debugging.assert_less(codes, k, message=f"codes must be in [0, {k})")
+            # The checks must run before the lookup: without the dependency the gather may fail first with
+            # its own message (the order of independent ops in a graph is not fixed).
+            checks = [tf.debugging.assert_non_negative(codes, message=f"codes must be in [0, {k})"),
+                      tf.debugging.assert_less(codes, k, message=f"codes must be in [0, {k})")]
+            with tf.control_dependencies(checks):
+                codes = tf.identity(codes)
             return {"reconstruction": decoded(codes)}
 
         def sample(n, seed):
