@@ -66,7 +66,10 @@ SMOKE_MODELS = {
     "vqvae": "vq_encoder",  # with its companion vq_decoder (the quantizer is a task layer: tests/test_vqvae.py)
     "diffusion": "diffusion_unet",  # conditional, at base_filters 8: eps-prediction, one MSE step
     "pinn": "fourier_mlp",  # the field MLP behind its Fourier features: u(x, t), one MSE step
+    "gnn": "gcn",  # node and graph level on a random graph, plus every graph layer (GCN, SAGE, GAT, GIN, readouts)
 }
+# The graph family also runs on JAX (eager), where jax is importable (test_graph_family_on_jax).
+JAX_GRAPH_MODELS = ("gcn", "gat", "graphsage", "gin", "deepsets")
 # model -> why it fails on the torch backend (a builder bug reported to its owner). strict:
 # the test turns red once the builder is fixed, so the entry is removed then.
 XFAIL: dict[str, str] = {}
@@ -223,6 +226,75 @@ def _field_smoke(name: str) -> dict:
             "build_s": round(t_build, 2), "forward_s": round(t_forward, 2), "train_s": round(t_train, 2)}
 
 
+def _graph_smoke(name: str, layers: bool = True) -> dict:
+    """A graph network (dict inputs x (N, F), edges (E, 2)[, graph_ids (N,)]): an eager forward and one
+    train_on_batch at level node and at level graph, then (``layers``) the same for a stack of every
+    graph layer.
+    JAX runs the graph level eagerly (GraphReadout.supports_jit is False: the number of graphs is
+    data-dependent) and jits the node level."""
+    import keras
+    import numpy as np
+
+    from kerasdl.models import build_model, model_info
+    from kerasdl.models.gnn import GATConv, GCNConv, GINConv, GraphReadout, SAGEConv, prepare_graph_model
+
+    info = model_info(name)
+    f, k, n = info.smoke_input_shape[0], 3, 9
+    rng = np.random.default_rng(0)
+    src = rng.integers(0, n - 1, size=16)  # node n - 1 stays isolated
+    dst = rng.integers(0, n - 1, size=16)
+    edges = np.stack([np.concatenate([src, dst]), np.concatenate([dst, src])], axis=1).astype("int32")
+    x = rng.normal(size=(n, f)).astype("float32")
+    ids = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2], "int32")
+
+    def stack(level):  # every layer in one model
+        x_in, e_in = keras.Input((f,), name="x"), keras.Input((2,), dtype="int32", name="edges")
+        h = GCNConv(4, activation="relu", name="gcn")([x_in, e_in])
+        h = SAGEConv(4, activation="relu", normalize=True, name="sage")([h, e_in])
+        h = GATConv(2, heads=2, attention_dropout=0.5, activation="elu", name="gat")([h, e_in])
+        h = GINConv((4,), train_eps=True, name="gin")([h, e_in])
+        inputs = {"x": x_in, "edges": e_in}
+        if level == "graph":
+            inputs["graph_ids"] = keras.Input((), dtype="int32", name="graph_ids")
+            h = keras.layers.Concatenate()([GraphReadout(m, name=m)([h, inputs["graph_ids"]])
+                                            for m in ("sum", "mean", "max")])
+        return keras.Model(inputs, keras.layers.Dense(k, name="head_logits")(h), name="layers")
+
+    record = {"params": 0, "build_s": 0.0, "forward_s": 0.0, "train_s": 0.0}
+    for what in ("model", "layers") if layers else ("model",):
+        for level in ("node", "graph"):
+            t0 = time.perf_counter()
+            model = build_model(name, input_shape=(f,), num_classes=k, level=level) if what == "model" else stack(level)
+            record["build_s"] += time.perf_counter() - t0
+            data = {"x": x, "edges": edges, **({"graph_ids": ids} if level == "graph" else {})}
+            rows = n if level == "node" else 3
+            t0 = time.perf_counter()
+            out = keras.ops.convert_to_numpy(model(data, training=False))
+            record["forward_s"] += time.perf_counter() - t0
+            assert out.shape == (rows, k) and np.all(np.isfinite(out)), (what, level, out.shape)
+            model.compile(optimizer=keras.optimizers.SGD(0.1),  # "auto": no jit at level graph
+                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+            if level == "graph":  # the number of graphs is data-dependent: build loss/metrics eagerly
+                prepare_graph_model(model, data, np.arange(rows) % k)
+            before = [keras.ops.convert_to_numpy(w).copy() for w in model.trainable_weights]
+            t0 = time.perf_counter()
+            loss = float(model.train_on_batch(data, np.arange(rows) % k))
+            record["train_s"] += time.perf_counter() - t0
+            after = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
+            assert np.isfinite(loss) and all(np.all(np.isfinite(a)) for a in after), (what, level, loss)
+            # Every kernel moved (not GAT's attn_dst: the softmax over a target's in-edges cancels its
+            # term but for the LeakyReLU kinks, so its gradient can be exactly 0 on a small graph).
+            frozen = [w.path for w, b, a in zip(model.trainable_weights, before, after)
+                      if w.path.endswith("kernel") and np.array_equal(b, a)]
+            assert not frozen, f"{what} at level {level}: weights unchanged by the step: {frozen}"
+            if what == "model":
+                record["params"] += model.count_params()
+                record[f"loss_{level}"] = loss
+    record["out_shape"] = [n, k]
+    record["loss"] = record["loss_node"]
+    return {key: round(v, 2) if key.endswith("_s") else v for key, v in record.items()}
+
+
 def _smoke(name: str) -> dict:
     """Build, forward and train ``name`` one step on the current backend; a JSON-able report."""
     import keras
@@ -240,6 +312,8 @@ def _smoke(name: str) -> dict:
         return _denoiser_smoke(name)
     if info.role == "field":
         return _field_smoke(name)
+    if info.role == "graph":
+        return _graph_smoke(name)
     shape, k = info.smoke_input_shape, info.default_num_classes
     t0 = time.perf_counter()
     model = build_model(name, input_shape=shape, num_classes=k)
@@ -326,7 +400,46 @@ def _main(names: list[str]) -> int:
     return 0
 
 
+def _main_jax(names: list[str]) -> int:
+    """Subprocess entry on KERAS_BACKEND=jax, for the graph family: as :func:`_main`."""
+    t0 = time.perf_counter()
+    try:
+        import jax
+    except ImportError as exc:
+        _emit({"skip": f"jax is not importable: {exc}"})
+        return 0
+    import random
+
+    import keras
+    import numpy as np
+
+    import kerasdl.models  # noqa: F401
+
+    backend = keras.backend.backend()
+    _emit({"backend": backend, "keras": keras.__version__, "jax": jax.__version__,
+           "import_s": round(time.perf_counter() - t0, 2)})
+    assert backend == "jax", f"KERAS_BACKEND={os.environ.get('KERAS_BACKEND')} gave {backend}"
+    for name in names:
+        t1 = time.perf_counter()
+        random.seed(0)
+        np.random.seed(0)
+        try:
+            record = {"model": name, "ok": True, **_graph_smoke(name, layers=name == names[0])}
+        except Exception as exc:
+            import traceback
+
+            tb = traceback.extract_tb(exc.__traceback__)
+            record = {"model": name, "ok": False, "error": f"{type(exc).__name__}: {exc}",
+                      "where": [f"{f.filename}:{f.lineno} in {f.name}" for f in tb[-4:]]}
+        record["total_s"] = round(time.perf_counter() - t1, 2)
+        _emit(record)
+    _emit({"done": True, "wall_s": round(time.perf_counter() - t0, 2)})
+    return 0
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--jax"]:
+        sys.exit(_main_jax(sys.argv[2:]))
     sys.exit(_main(sys.argv[1:]))
 
 
@@ -384,3 +497,21 @@ def test_zoo_smoke_on_torch(torch_run, name):
     record = torch_run["models"].get(name)
     assert record is not None, f"no result for {name}\n" + torch_run["log"]
     assert record["ok"], f"{record['error']}\n  " + "\n  ".join(record["where"])
+
+
+def test_graph_family_on_jax():
+    """The GNN layers and builders on JAX (eager forward, one step), where jax is installed."""
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("jax is not installed (the graph family's JAX run is optional)")
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--jax", *JAX_GRAPH_MODELS],
+                          env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
+    records = [json.loads(line[len(RESULT):]) for line in proc.stdout.splitlines() if line.startswith(RESULT)]
+    log = f"exit {proc.returncode}\nSTDOUT (tail):\n{proc.stdout[-3000:]}\nSTDERR (tail):\n{proc.stderr[-3000:]}"
+    if records and "skip" in records[0]:
+        pytest.skip(records[0]["skip"])
+    assert records and records[0].get("backend") == "jax", log
+    assert any(r.get("done") for r in records), "the JAX subprocess stopped early\n" + log
+    failed = {r["model"]: f"{r['error']} at {r['where'][-1]}" for r in records if "model" in r and not r["ok"]}
+    assert not failed, failed
+    assert sorted(r["model"] for r in records if "model" in r) == sorted(JAX_GRAPH_MODELS), log
