@@ -84,7 +84,9 @@ def datasets_command():
     """List the offline datasets (they ship inside installed packages; no download needed).
 
     Any tensorflow-datasets catalog name (mnist, cifar10, svhn_cropped, ...) also works where it can
-    be downloaded, as do an image folder (one sub-folder per class), a .npz and a .csv file.
+    be downloaded, as do an image folder (one sub-folder per class), a .npz and a .csv file. Graph
+    datasets: karate, cycles, the Planetoid files (path/to/folder/cora reads ind.cora.*), a graph
+    .npz or a folder with nodes.csv and edges.csv.
     """
     import_tensorflow()  # quietly, before anything else loads it
     from kerasdl.data import list_datasets
@@ -97,3 +99,14 @@ def datasets_command():
         rows.append((d["name"], d.get("task", ""), "x".join(str(v) for v in d.get("input_shape", ())),
                      str(d.get("num_classes", "")), split_text, d.get("description", "")))
     print_rows("kerasdl offline datasets", columns, rows, wrap=("description",))
+    from kerasdl.data.graphs import GRAPH_DATASETS, load_graph
+    from kerasdl.data.graphs.pipeline import GRAPH_TASKS
+
+    rows = []
+    for name in sorted(GRAPH_DATASETS):
+        g = load_graph(name)
+        sizes = g.split_sizes()
+        rows.append((name, GRAPH_TASKS[g.level], f"{g.num_nodes} nodes x {g.num_features}", str(g.num_classes),
+                     "/".join(str(sizes[k]) for k in ("train", "validation", "test")), GRAPH_DATASETS[name]))
+    print_rows("kerasdl offline graph datasets (Planetoid files: --dataset path/to/folder/cora)", columns, rows,
+               wrap=("description",))

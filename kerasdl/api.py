@@ -27,19 +27,19 @@ def evaluate_run(run_dir: str, split: str = "test", *, batch_size: int | None = 
     conformal sets when it has them; ``mc_samples`` > 0 adds MC-dropout figures (Gal &
     Ghahramani 2016) from that many stochastic passes. Other tasks report their own figures.
     """
-    from kerasdl.data import load_splits
     from kerasdl.evaluation import posthoc
     from kerasdl.evaluation.report import evaluate_model, predict_logits, write_plots
+    from kerasdl.tasks.base import CLASSIFYING
 
     run = load_run(run_dir)
     config = run.config.replace(batch_size=batch_size or run.config.batch_size,
                                 data_dir=data_dir or run.config.data_dir)
     n_bins = n_bins or config.ece_bins
-    if run.task.data_kind == "collocation":  # the task makes its points (a PDE's reference grid)
-        dataset = run.task.make_data((split,))[0][split]
-    else:
-        dataset = load_splits(config, (split,), shuffle_train=False)[0][split]
-    if run.task.data_kind != "supervised":
+    dataset = _split_of(run, config, split)
+    if mc_samples and run.task.data_kind == "graph":
+        raise KerasdlUsageError(f"MC dropout figures are for image and tabular classifiers; {run_dir} is a "
+                                f"{run.task.name} run")
+    if run.task.data_kind not in CLASSIFYING:
         if mc_samples:
             raise KerasdlUsageError(f"MC dropout figures are for classifiers; {run_dir} is a {run.task.name} run")
         report = run.task.evaluate(run.model, dataset)
@@ -62,19 +62,32 @@ def evaluate_run(run_dir: str, split: str = "test", *, batch_size: int | None = 
     return report
 
 
+def _split_of(run, config, split: str):
+    """The dataset of ``split`` for a loaded run: the task's own (a PDE's reference grid, a graph's
+    split mask) or the run's dataset's."""
+    from kerasdl.data import load_splits
+    from kerasdl.tasks.base import OWN_DATA
+
+    if run.task.data_kind in OWN_DATA:
+        task = type(run.task)(config, run.info)
+        return task.make_data((split,))[0][split]
+    return load_splits(config, (split,), shuffle_train=False)[0][split]
+
+
 def calibrate_run(run_dir: str, *, method: str = "temperature", n_bins: int = 15,
                   conformal_alpha: float | None = None, batch_size: int | None = None,
                   data_dir: str | None = None) -> dict:
     """``kerasdl calibrate``: (re)fit the run's calibration on its validation split."""
-    from kerasdl.data import load_splits
     from kerasdl.evaluation.posthoc import calibratable, calibrate, summary
 
+    from kerasdl.tasks.base import CLASSIFYING
+
     run = load_run(run_dir)
-    if not calibratable(run.info) or run.task.data_kind != "supervised":
+    if not calibratable(run.info) or run.task.data_kind not in CLASSIFYING:
         raise KerasdlUsageError(f"calibration is for classifiers; {run_dir} is a {run.task.name} run")
     config = run.config.replace(batch_size=batch_size or run.config.batch_size,
                                 data_dir=data_dir or run.config.data_dir)
-    data, _ = load_splits(config, ("validation", "test"), shuffle_train=False)
+    data = {split: _split_of(run, config, split) for split in ("validation", "test")}
     record = calibrate(run.model, run.info, data["validation"], data["test"], run_dir, method=method,
                        n_bins=n_bins, conformal_alpha=conformal_alpha, seed=config.seed,
                        title=f"{config.model} on {config.dataset}")

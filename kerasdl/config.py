@@ -204,9 +204,12 @@ class RunConfig:
     def from_mapping(cls, values: Mapping[str, Any], *, source: str = "config") -> "RunConfig":
         """Build a config from a mapping, rejecting unknown keys with a suggestion.
 
-        Keys are field names or the ``kerasdl train`` flag names (:func:`field_names`).
+        Keys are field names or the ``kerasdl train`` flag names (:func:`field_names`). The fields
+        not in ``values`` take the task's own defaults where it has them (:meth:`task_defaults`:
+        the graph models' papers' epochs and learning rates), else RunConfig's.
         """
-        config = cls(**field_names(values, source=source))
+        fields = field_names(values, source=source)
+        config = cls(**{**cls.task_defaults(fields), **fields})
         config.validate()
         return config
 
@@ -305,6 +308,12 @@ class RunConfig:
 
         A task whose options decide run settings (``run_settings()``: the pinn task's epochs come
         from its iteration counts, its dataset is its PDE problem) has them applied here."""
+        if self.task in ("auto", None):
+            from kerasdl.data.graphs.pipeline import graph_task
+
+            task = graph_task(self.dataset)  # a graph dataset trains its graph task
+            if task:
+                return self.replace(task=task).resolved()
         changes = self._task_settings()
         if changes:
             return self.replace(**changes).resolved()
@@ -323,13 +332,35 @@ class RunConfig:
         while it is the default ``val_loss``)."""
         if self.task in ("auto", None) or self.task not in OPTIONS:
             return {}
-        run_settings = getattr(parse_options(self.task, self.task_options or {}), "run_settings", None)
+        opts = parse_options(self.task, self.task_options or {})
+        run_settings = getattr(opts, "run_settings", None)
         if run_settings is None:
             return {}
         wanted = run_settings()
         if self.monitor != "val_loss":
             wanted.pop("monitor", None)
         return {k: v for k, v in wanted.items() if getattr(self, k) != v}
+
+    @staticmethod
+    def task_defaults(fields: Mapping[str, Any]) -> dict:
+        """The defaults that the task of ``fields`` (given field values; ``auto`` resolved for a
+        graph dataset) sets through its options' ``default_settings(model)``: the papers' epochs,
+        learning rates and schedules of the graph models. Applied by :meth:`from_mapping` (the
+        command line, --config files) to the fields NOT given, so what a user sets always wins."""
+        task = fields.get("task") or "auto"
+        if task == "auto":
+            from kerasdl.data.graphs.pipeline import graph_task
+
+            task = graph_task(fields.get("dataset", RunConfig.dataset)) or "auto"
+        if task not in OPTIONS:
+            return {}
+        try:
+            opts = parse_options(task, fields.get("task_options") or {})
+        except KerasdlUsageError:
+            return {}  # validate() reports it
+        if not hasattr(opts, "default_settings"):
+            return {}
+        return {"task": task, **opts.default_settings(fields.get("model") or default_model(task))}
 
     @property
     def run_dir(self) -> str:

@@ -166,6 +166,58 @@ def _predict_field(kind: str, where: str, paths: list[str], *, mc_samples: int =
     return Predictions(names, forward(x)[:, 0], "regression", [], {})
 
 
+def _predict_graph(kind: str, where: str, paths: list[str], *, mc_samples: int = 0, sets=None) -> Predictions:
+    """A graph run's class probabilities for every node (node classification) or every graph (graph
+    classification) of the graph files ``paths`` (any graph dataset kerasdl reads: an .npz, a folder of
+    nodes.csv + edges.csv, Planetoid files), from the run or its SavedModel."""
+    import tensorflow as tf
+
+    from kerasdl.data import DatasetInfo
+    from kerasdl.data.graphs import load_graph
+
+    if mc_samples or sets:
+        raise KerasdlUsageError(f"{where} is a graph run: MC dropout and conformal sets are for image and "
+                                "tabular classifiers")
+    if not paths:
+        raise KerasdlUsageError("no graph given to predict")
+    if kind == "run":
+        from kerasdl.evaluation import posthoc
+
+        run = load_run(where)
+        info = run.info
+        fitted = posthoc.load(where)
+        calibrator = fitted.calibrator if fitted else None
+
+        def forward(graph):
+            return run.task.predict_graph(run.model, graph, calibrator)
+    else:
+        meta = runs.read_json(os.path.join(where, "kerasdl.json")) or {}
+        info = DatasetInfo.from_dict(meta["dataset_info"])
+        serving = tf.saved_model.load(where).signatures["serving_default"]
+        calibrator = "calibration" in meta
+
+        def forward(graph):
+            args = {"x": tf.constant(graph.x, tf.float32), "edge_index": tf.constant(graph.edge_index, tf.int64)}
+            if graph.node_graph is not None:
+                args["graph_ids"] = tf.constant(graph.node_graph, tf.int64)
+            return np.asarray(serving(**args)["probabilities"])
+    level = (info.graph or {}).get("level", "node")
+    names, outputs = [], []
+    for path in paths:
+        graph = load_graph(path, labels=False)
+        if graph.level != level:
+            raise KerasdlUsageError(f"{path} is a {graph.level}-level graph set; {where} labels "
+                                    f"{'nodes' if level == 'node' else 'graphs'}")
+        if graph.x.shape[1] != info.input_shape[0]:
+            raise KerasdlUsageError(f"{path}: nodes have {graph.x.shape[1]} features; the model takes "
+                                    f"{info.input_shape[0]}")
+        out = forward(graph)
+        names += [f"{path}[{'node' if level == 'node' else 'graph'} {i}]" for i in range(len(out))]
+        outputs.append(out)
+    return Predictions(names, np.concatenate(outputs), "classification", list(info.class_names), {},
+                       calibrated=bool(calibrator))
+
+
 def _check_supervised(kind: str, where: str) -> None:
     """predict answers classes, values or masks: a run or export of another task (an autoencoder,
     a VAE) is refused in one line, pointing at its own commands."""
@@ -209,8 +261,11 @@ def predict(source: str, paths: list[str], *, batch_size: int = 256, calibrated:
     kind, where = resolve_source(source)
     from kerasdl.tasks.base import task_class
 
-    if task_class(_task_of(kind, where)).data_kind == "collocation":  # a field u(points): its own reader
+    data_kind = task_class(_task_of(kind, where)).data_kind
+    if data_kind == "collocation":  # a field u(points): its own reader
         return _predict_field(kind, where, paths, mc_samples=mc_samples, sets=sets)
+    if data_kind == "graph":  # nodes or graphs of a graph file
+        return _predict_graph(kind, where, paths, mc_samples=mc_samples, sets=sets)
     _check_supervised(kind, where)
     calibrator = conformal = None
     if sets is not None and sets not in SCORES:

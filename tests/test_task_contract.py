@@ -60,6 +60,10 @@ RECIPES: dict[str, list[str]] = {
     "pinn": ["--task-opt", "problem=heat", "--task-opt", "n_collocation=200", "--task-opt", "n_conditions=20",
              "--task-opt", "adam_steps=40", "--task-opt", "lbfgs_steps=40", "--task-opt", "log_every=10",
              "--task-opt", "validation_points=100", "--model-opt", "depth=2", "--model-opt", "width=8"],
+    # Karate club: one labelled node per faction, full batch (one step per epoch).
+    "node_classification": ["--model", "gcn", "--dataset", "karate"],
+    # The offline cycles set (trees, one cycle, two cycles), a small GIN.
+    "graph_classification": ["--model", "gin", "--dataset", "cycles", "--batch-size", "64"],
 }
 # Epochs of the run: enough that the kill (after the first) lands before the last (tiny epochs: ~0.1 s).
 EPOCHS = 8
@@ -238,6 +242,10 @@ def value(meta, name, spec, rng):
     if spec.shape.rank == 0:  # the sample signature's n, seed, steps (diffusion) and label (conditional)
         scalar = {"n": N, "steps": 3, "label": classes - 1}.get(name, 7)
         return tf.constant(scalar, spec.dtype), None
+    if name == "edge_index":  # a graph's edges (2, E) between the BATCH nodes: 0 <-> 1
+        return tf.constant([[0, 1], [1, 0]], spec.dtype), None
+    if name == "graph_ids":  # each node its own graph: one prediction per node again
+        return tf.constant(np.arange(BATCH), spec.dtype), BATCH
     if name in ("labels", "t", "codes"):  # class ids in range; diffusion timesteps; VQ codes (K >= 2)
         shape = [BATCH] + [d or 1 for d in spec.shape.as_list()[1:]]
         high = classes if name == "labels" else 2

@@ -43,6 +43,9 @@ class DatasetInfo:
     # them to pick the right columns out of a prediction CSV.
     feature_names: list = field(default_factory=list)
     label_column: str | None = None
+    # Graph datasets only (kerasdl.data.graphs.pipeline.graph_info): level ("node" | "graph"),
+    # feature_norm (the node-feature rule the export applies too), nodes, edges, graphs.
+    graph: dict = field(default_factory=dict)
 
     @property
     def is_image(self) -> bool:

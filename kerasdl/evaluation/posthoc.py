@@ -41,7 +41,7 @@ SHOWN_FIGURES = ("accuracy", "nll", "brier", "ece", "mce", "adaptive_ece", "clas
 
 def calibratable(info) -> bool:
     """Post-hoc calibration is for classifiers (not regression, not per-pixel segmentation)."""
-    return info.task == "classification"
+    return info.task in ("classification", "node_classification", "graph_classification")
 
 
 def class_logits_of(model, dataset) -> tuple[np.ndarray, np.ndarray]:

@@ -19,11 +19,19 @@ from kerasdl.errors import KerasdlUsageError
 
 
 def predict_logits(model, dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Run ``model`` (inference mode) over a batched ``(x, y)`` dataset; return logits and labels."""
+    """Run ``model`` (inference mode) over a batched ``(x, y)`` dataset; return logits and labels.
+
+    A dataset of ``(x, y, weights)`` batches (a node-classification split: the whole graph with the
+    split's mask as weights) keeps only the examples of weight > 0."""
     outputs, labels = [], []
-    for x, y in dataset:
-        outputs.append(np.asarray(model.predict_on_batch(x)))
-        labels.append(np.asarray(y))
+    for batch in dataset:
+        x, y = batch[0], batch[1]
+        out, y = np.asarray(model.predict_on_batch(x)), np.asarray(y)
+        if len(batch) > 2:
+            keep = np.asarray(batch[2]) > 0
+            out, y = out[keep], y[keep]
+        outputs.append(out)
+        labels.append(y)
     return np.concatenate(outputs), np.concatenate(labels)
 
 

@@ -145,7 +145,9 @@ def export_run(run_dir: str, export_root: str = "saved_models", name: str | None
     from kerasdl.evaluation import posthoc
 
     task = run.task
-    fitted = posthoc.load(run_dir) if posthoc.calibratable(run.info) and task.data_kind == "supervised" else None
+    from kerasdl.tasks.base import CLASSIFYING
+
+    fitted = posthoc.load(run_dir) if posthoc.calibratable(run.info) and task.data_kind in CLASSIFYING else None
     tmp = tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=model_dir)
     try:
         endpoints = task.endpoints(run.model, run_dir)

@@ -32,16 +32,23 @@ import dataclasses
 from typing import Any, Callable, ClassVar
 
 from kerasdl.errors import KerasdlUsageError, UnknownNameError
-from kerasdl.tasks.options import COMMANDS, OPTIONS, default_model, parse_options
+from kerasdl.tasks.options import COMMANDS, MODULES, OPTIONS, default_model, parse_options
 
 __all__ = ["Task", "Endpoint", "register_task", "get_task", "list_tasks", "task_class", "task_name", "resolve_task",
-           "tasks_that", "task_attribute", "refusal", "load_task_data"]
+           "tasks_that", "task_attribute", "refusal", "load_task_data", "DATA_KINDS", "OWN_DATA", "CLASSIFYING"]
 
 # What a task's data looks like (the engine asks the data layer for it):
 #   supervised  (x, y) batches; y: class ids, targets or masks
 #   unlabeled   x only (an image or vector dataset used without its labels)
 #   collocation the task makes its own points (a PDE problem: kerasdl.tasks.pinn); see load_task_data
-DATA_KINDS = ("supervised", "unlabeled", "collocation")
+#   graph       node features + an edge index (kerasdl.data.graphs); the task makes its datasets
+#               (one full graph with split masks, or batches of graphs): kerasdl.tasks.graph
+DATA_KINDS = ("supervised", "unlabeled", "collocation", "graph")
+# The kinds whose task makes its own datasets (Task.make_data) instead of load_splits.
+OWN_DATA = ("collocation", "graph")
+# The kinds whose runs are classifiers of (inputs, y[, weights]) batches: evaluation, calibration,
+# conformal sets and predict read them the supervised way.
+CLASSIFYING = ("supervised", "graph")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,7 +196,7 @@ class Task:
 _TASKS: dict[str, type[Task]] = {}
 # Task name -> module under kerasdl.tasks, so listing and name checks need no import of them.
 # (Every name has its options dataclass in kerasdl.tasks.options; a test checks the two agree.)
-_MODULES = {name: name for name in OPTIONS}
+_MODULES = {name: MODULES.get(name, name) for name in OPTIONS}
 
 
 def register_task(cls: type[Task]) -> type[Task]:
@@ -236,10 +243,14 @@ def task_name(config, dataset_task: str) -> str:
 
 def load_task_data(config, splits, **kw) -> tuple[dict, Any, Task]:
     """``(data, info, task)`` of a run: its splits, its DatasetInfo and its task instance. A task
-    of data kind ``collocation`` makes its data itself (:meth:`Task.make_data`); the others read
+    of data kind ``collocation`` or ``graph`` makes its data itself (:meth:`Task.make_data`); the others read
     ``config.dataset`` with :func:`kerasdl.data.load_splits` (``kw``: its options)."""
     name = getattr(config, "task", "auto") or "auto"
-    if name != "auto" and task_class(name).data_kind == "collocation":
+    if name == "auto":
+        from kerasdl.data.graphs.pipeline import graph_task
+
+        name = graph_task(getattr(config, "dataset", None)) or "auto"
+    if name != "auto" and task_class(name).data_kind in OWN_DATA:
         task = task_class(name)(config, None)
         data, task.info = task.make_data(tuple(splits))
         return data, task.info, task

@@ -14,7 +14,7 @@ from typing import Any
 from kerasdl.errors import KerasdlUsageError, UnknownNameError, closest
 
 __all__ = ["OPTIONS", "TASK_NAMES", "DEFAULT_MODELS", "COMMANDS", "default_model", "NoOptions", "AutoencoderOptions",
-           "VAEOptions", "GANOptions", "VQVAEOptions", "DiffusionOptions", "PINNOptions", "SAMPLERS", "GAN_LOSSES", "NOISE_SCHEDULES", "parse_options"]
+           "VAEOptions", "GANOptions", "VQVAEOptions", "DiffusionOptions", "PINNOptions", "NodeClassificationOptions", "GraphClassificationOptions", "MODULES", "SAMPLERS", "GAN_LOSSES", "NOISE_SCHEDULES", "parse_options"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -251,6 +251,50 @@ class PINNOptions:
         return settings
 
 
+FEATURE_NORMS = ("auto", "row", "none")
+
+# The papers' optimisation settings of the graph models (kerasdl.models.gnn), applied to the flags
+# a user does not give (``default_settings``, through RunConfig.from_mapping: the command line): Kipf & Welling 2017 (GCN: Adam lr 0.01, 200
+# epochs), Velickovic et al. 2018 (GAT: lr 0.005), Hamilton et al. 2017 / PyG's Cora example
+# (GraphSAGE: lr 0.01), Xu et al. 2019 (GIN: lr 0.01, batches of 32 graphs).
+GRAPH_LEARNING_RATES = {"gat": 0.005}
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeClassificationOptions:
+    """``--task-opt`` keys of node classification: one graph, full batch, masked loss and metrics."""
+
+    feature_norm: str = "auto"  # node features: "row" (each row / its sum, Kipf & Welling), "none", or the dataset's
+
+    def check(self) -> None:
+        if self.feature_norm not in FEATURE_NORMS:
+            raise UnknownNameError("feature_norm", self.feature_norm, FEATURE_NORMS)
+
+    def default_settings(self, model: str) -> dict:
+        """Run settings for the flags not given: the papers' 200 epochs of full-batch
+        Adam (one step per epoch) at the model's constant learning rate, no early stop (the best
+        validation-loss checkpoint is the one evaluated), as DGL's and PyG's reproductions."""
+        return {"epochs": 200, "learning_rate": GRAPH_LEARNING_RATES.get(model, 0.01), "schedule": "constant",
+                "patience": 0}
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphClassificationOptions:
+    """``--task-opt`` keys of graph classification: mini-batches of graphs, one label each."""
+
+    feature_norm: str = "auto"
+
+    def check(self) -> None:
+        if self.feature_norm not in FEATURE_NORMS:
+            raise UnknownNameError("feature_norm", self.feature_norm, FEATURE_NORMS)
+
+    def default_settings(self, model: str) -> dict:
+        """Xu et al. 2019's batches of 32 graphs and Adam lr 0.01 (here with the run's default cosine
+        decay; the paper halves it every 50 epochs); 100 epochs, no early stop."""
+        return {"epochs": 100, "batch_size": 32, "learning_rate": GRAPH_LEARNING_RATES.get(model, 0.01),
+                "patience": 0}
+
+
 # Task name -> its options dataclass (the registry's names: kerasdl.tasks.base maps them to modules).
 OPTIONS: dict[str, type] = {
     "classification": NoOptions,
@@ -262,12 +306,16 @@ OPTIONS: dict[str, type] = {
     "vqvae": VQVAEOptions,
     "diffusion": DiffusionOptions,
     "pinn": PINNOptions,
+    "node_classification": NodeClassificationOptions,
+    "graph_classification": GraphClassificationOptions,
 }
+# Task name -> its module under kerasdl.tasks where that is not the task's own name.
+MODULES = {"node_classification": "graph", "graph_classification": "graph"}
 TASK_NAMES = tuple(sorted(OPTIONS))
 # The model a task trains when --model is not given (the supervised tasks: LeNet-5, as always).
 DEFAULT_MODELS = {"segmentation": "unet", "autoencoder": "dense_encoder", "vae": "dense_encoder",
                   "gan": "dcgan_generator", "vqvae": "vq_encoder", "diffusion": "diffusion_unet",
-                  "pinn": "pinn_mlp"}
+                  "pinn": "pinn_mlp", "node_classification": "gcn", "graph_classification": "gin"}
 
 
 # The run-level commands beyond train/evaluate/export, and the tasks whose runs they take; the
