@@ -213,6 +213,14 @@ def test_the_export_takes_raw_features_and_an_edge_index(karate_run, tmp_path):
     assert "P (34, 2)" in out.stdout and "E True" in out.stdout and "K False" in out.stdout, out.stderr[-3000:]
 
 
+def test_tuning_a_node_task(cli_inprocess, tmp_path):
+    proc = cli_inprocess("tune", "--dataset", "karate", "--model", "gcn", "--max-trials", "1", "--epochs", "3",
+                         "--objective", "val_accuracy", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "trial 0: val_accuracy" in proc.stdout
+    assert "batch_size=64," in proc.stdout.split("trial 0:")[1].split("\n")[0]  # fixed: a node task is full batch
+
+
 # --------------------------------------------------------------------------- graph classification
 
 

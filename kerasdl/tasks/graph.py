@@ -198,6 +198,10 @@ class GraphTask(SupervisedTask):
     def tune_objectives(self) -> dict[str, str]:
         return {"val_loss": "min", "val_accuracy": "max"}
 
+    def tune_space(self) -> dict:
+        """A node task trains on the whole graph at once: the batch size is not searched."""
+        return {"batch_size": {"type": "fixed", "value": 64}} if self.level == "node" else {}
+
     # -- export --------------------------------------------------------------------------------
     def endpoints(self, model, run_dir: str) -> dict[str, Endpoint]:
         """``serving_default``: raw node features and an edge index -> class probabilities (per node,

@@ -125,10 +125,15 @@ def space_entries(extra: dict) -> dict[str, dict]:
 
 
 def run_task(base: RunConfig):
-    """The task instance of the trials' base config (``auto`` resolved from the dataset)."""
+    """The task instance of the trials' base config (``auto`` resolved from the dataset); a task
+    that makes its own data (a graph task) is asked for its info itself."""
     from kerasdl.data import dataset_info
     from kerasdl.tasks import resolve_task
+    from kerasdl.tasks.base import OWN_DATA, load_task_data, task_class
 
+    resolved = base.resolved()
+    if resolved.task not in ("auto", None) and task_class(resolved.task).data_kind in OWN_DATA:
+        return load_task_data(resolved, ())[2]
     return resolve_task(base, dataset_info(base.dataset))
 
 
