@@ -200,6 +200,10 @@ def _predict_graph(kind: str, where: str, paths: list[str], *, mc_samples: int =
             args = {"x": tf.constant(graph.x, tf.float32), "edge_index": tf.constant(graph.edge_index, tf.int64)}
             if graph.node_graph is not None:
                 args["graph_ids"] = tf.constant(graph.node_graph, tf.int64)
+            if "edge_attr" in serving.structured_input_signature[1]:
+                if graph.edge_attr is None:
+                    raise KerasdlUsageError(f"{where} takes edge features (edge_attr); the graph has none")
+                args["edge_attr"] = tf.constant(graph.edge_attr, tf.float32)
             return np.asarray(serving(**args)["probabilities"])
     level = (info.graph or {}).get("level", "node")
     names, outputs = [], []

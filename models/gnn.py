@@ -106,6 +106,8 @@ class GCNConv(_Conv):
 
     Self-loops are added inside (a self-loop already in ``edges`` is ignored, not counted
     twice); ``D`` is the degree of ``A + I``: a node's in-degree + 1. ``[x, edges] -> (N, units)``.
+    ``[x, edges, weights (E, 1)]``: a weighted ``A`` (degree = sum of incoming weights + 1), as
+    PyG's ``GCNConv(edge_weight=...)``.
     """
 
     def build(self, input_shape):
@@ -113,11 +115,13 @@ class GCNConv(_Conv):
         self.bias = self._bias(self.units)
 
     def call(self, inputs):
-        x, edges = inputs
+        x, edges = inputs[0], inputs[1]
         src, dst = _split_edges(edges)
         n = _num_nodes(x)
         h = ops.matmul(x, self.kernel)
         keep = ops.cast(ops.not_equal(src, dst), h.dtype)  # (E,) existing self-loops -> 0
+        if len(inputs) > 2:  # edge weights (E, 1)
+            keep = keep * ops.reshape(ops.cast(inputs[2], h.dtype), (-1,))
         deg = ops.segment_sum(keep, dst, num_segments=n) + 1.0  # (N,)
         dinv = ops.rsqrt(deg)
         coef = ops.take(dinv, src, axis=0) * ops.take(dinv, dst, axis=0) * keep  # (E,)
@@ -245,7 +249,9 @@ class GINConv(keras.layers.Layer):
 
     The MLP is, per entry of ``mlp_units``, Dense -> BatchNorm -> ReLU (the authors' 2-layer MLP
     and the batch norm + ReLU after it). ``eps`` is fixed (GIN-0: ``eps=0``) or learnt
-    (``train_eps=True``, GIN-eps). ``[x, edges] -> (N, mlp_units[-1])``.
+    (``train_eps=True``, GIN-eps). ``[x, edges] -> (N, mlp_units[-1])``. With edge features,
+    ``[x, edges, edge_attr (E, D)]``, the messages are GINE's ``ReLU(x_j + W e_ji)`` (Hu et al.
+    2020, "Strategies for pre-training graph neural networks", ICLR).
     """
 
     def __init__(self, mlp_units: Sequence[int] = (64, 64), eps: float = 0.0, train_eps: bool = False,
@@ -264,15 +270,22 @@ class GINConv(keras.layers.Layer):
         self.eps_weight = self.add_weight(name="eps", shape=(), trainable=self.train_eps,
                                           initializer=keras.initializers.Constant(self.eps))
         f = int(input_shape[0][-1])
+        self.edge_dense = None
+        if len(input_shape) > 2:  # GINE: edge features mapped to the node features' width
+            self.edge_dense = keras.layers.Dense(f, kernel_regularizer=self.kernel_regularizer, name="edge")
+            self.edge_dense.build((None, int(input_shape[2][-1])))
         for dense, norm in zip(self.dense, self.norm):
             dense.build((None, f))
             f = dense.units
             norm.build((None, f))
 
     def call(self, inputs, training=None):
-        x, edges = inputs
+        x, edges = inputs[0], inputs[1]
         src, dst = _split_edges(edges)
-        agg = ops.segment_sum(ops.take(x, src, axis=0), dst, num_segments=_num_nodes(x))
+        messages = ops.take(x, src, axis=0)
+        if self.edge_dense is not None:
+            messages = ops.relu(messages + self.edge_dense(ops.cast(inputs[2], x.dtype)))
+        agg = ops.segment_sum(messages, dst, num_segments=_num_nodes(x))
         h = (1.0 + ops.cast(self.eps_weight, x.dtype)) * x + agg
         for dense, norm in zip(self.dense, self.norm):
             h = ops.relu(norm(dense(h), training=training))
@@ -368,7 +381,7 @@ def GNN(input_shape: Sequence[int], num_classes: int, *, level: str = "node", co
         num_layers: int = 2, hidden_units: int = 16, heads: int = 8, output_heads: int = 1,
         dropout: float = 0.5, attention_dropout: float = 0.0, weight_decay: float = 5e-4,
         decay_all_layers: bool = False, readout: str = "mean", normalize: bool = False,
-        train_eps: bool = False, name: str = "gnn") -> keras.Model:
+        train_eps: bool = False, edge_features: int = 0, name: str = "gnn") -> keras.Model:
     """A graph classifier: ``num_layers`` message-passing layers of type ``conv``.
 
     ``level="node"``: node logits (N, C). GCN / GraphSAGE / GAT: ``num_layers`` convolutions, the
@@ -387,7 +400,9 @@ def GNN(input_shape: Sequence[int], num_classes: int, *, level: str = "node", co
 
     ``weight_decay``: ``L2(weight_decay / 2)`` on the kernels of the first layer, or of every
     layer with ``decay_all_layers=True``. ``normalize``: GraphSAGE's L2 normalisation of the
-    hidden layers' outputs. ``train_eps``: GIN-eps instead of GIN-0.
+    hidden layers' outputs. ``train_eps``: GIN-eps instead of GIN-0. ``edge_features`` D > 0 adds
+    an ``edge_attr`` (E, D) input: GIN's messages become GINE's (Hu et al. 2020), GCN takes it as
+    edge weights (D = 1); the other layers refuse it.
     """
     shape = check_shape(name, "input_shape", input_shape)
     if len(shape) != 1:
@@ -406,10 +421,17 @@ def GNN(input_shape: Sequence[int], num_classes: int, *, level: str = "node", co
                        ("train_eps", train_eps)):
         check_bool(name, key, value)
     l2 = _l2(name, weight_decay)
+    edge_features = check_int(name, "edge_features", edge_features, minimum=0)
+    if edge_features and not (conv == "gin" or (conv == "gcn" and edge_features == 1)):
+        raise KerasdlUsageError(f"{name} does not use edge features ({edge_features} per edge): gin uses any "
+                                "(GINE messages), gcn one (edge weights)")
 
     x_in = keras.Input(shape, name="x")
     edges = keras.Input((2,), dtype="int32", name="edges")
     inputs = {"x": x_in, "edges": edges}
+    if edge_features:
+        inputs["edge_attr"] = keras.Input((edge_features,), name="edge_attr")
+    extra = [inputs["edge_attr"]] if edge_features else []
     if level == "graph":
         inputs["graph_ids"] = keras.Input((), dtype="int32", name="graph_ids")
     node = level == "node"
@@ -422,7 +444,7 @@ def GNN(input_shape: Sequence[int], num_classes: int, *, level: str = "node", co
         outs = [h]
         for i in range(1, num_layers + 1):
             h = GINConv((hidden_units, hidden_units), train_eps=train_eps, kernel_regularizer=reg(i),
-                        name=f"conv{i}")([h, edges])
+                        name=f"conv{i}")([h, edges, *extra])
             outs.append(h)
         if node:
             h = keras.layers.Dropout(dropout, name="head_dropout")(h)
@@ -461,7 +483,7 @@ def GNN(input_shape: Sequence[int], num_classes: int, *, level: str = "node", co
         else:
             layer = GATConv(units, heads=output_heads if last else heads, concat=not last,
                             attention_dropout=attention_dropout, **common)
-        h = layer([h, edges])
+        h = layer([h, edges, *extra])
     if not node:  # every convolution was a hidden one
         h = GraphReadout(readout, name="readout")([h, inputs["graph_ids"]])
         h = keras.layers.Dropout(dropout, name="head_dropout")(h)

@@ -301,3 +301,70 @@ def test_a_hostile_planetoid_pickle_is_refused_by_the_real_cli(tmp_path, run_cli
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "system" in lines[0], proc.stderr
     assert not (tmp_path / "pwned.txt").exists() and not (tmp_path / "runs").exists()
+
+
+# --------------------------------------------------------------------------- edge features
+
+
+def test_clean_edges_carries_edge_features_with_their_edges():
+    from kerasdl.data.graphs.graph import clean_edges
+
+    ei = np.array([[0, 1, 1, 2], [1, 2, 2, 2]])  # 1->2 twice (first row wins), 2->2 a self-loop
+    attr = np.array([[1.0], [2.0], [9.0], [5.0]])
+    out, a = clean_edges(ei, edge_attr=attr)
+    pairs = {(int(s), int(t)): float(v) for s, t, v in zip(out[0], out[1], a[:, 0])}
+    assert pairs == {(0, 1): 1.0, (1, 0): 1.0, (1, 2): 2.0, (2, 1): 2.0}
+
+
+def test_gine_and_weighted_gcn_match_numpy():
+    from kerasdl.models.gnn import GCNConv, GINConv
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5, 3)).astype(np.float32)
+    edges = np.array([[0, 1], [1, 0], [1, 2], [2, 1], [3, 4], [4, 3]], np.int32)
+    w = rng.uniform(0.5, 2.0, size=(6, 1)).astype(np.float32)
+    gcn = GCNConv(4, use_bias=False)
+    out = np.asarray(gcn([x, edges, w]))
+    a = np.eye(5)
+    for (s, t), wi in zip(edges, w[:, 0]):
+        a[t, s] += wi
+    d = a.sum(1) ** -0.5
+    np.testing.assert_allclose(out, (d[:, None] * a * d[None]) @ x @ np.asarray(gcn.kernel), atol=1e-5)
+    e = rng.normal(size=(6, 2)).astype(np.float32)
+    gin = GINConv((4,))
+    got = np.asarray(gin([x, edges, e], training=False))
+    we, be = (np.asarray(v) for v in gin.edge_dense.weights)
+    msg = np.maximum(x[edges[:, 0]] + e @ we + be, 0)
+    agg = np.zeros_like(x)
+    np.add.at(agg, edges[:, 1], msg)
+    k, b = (np.asarray(v) for v in gin.dense[0].weights)
+    bn = gin.norm[0]
+    z = (x + agg) @ k + b
+    z = (z - np.asarray(bn.moving_mean)) / np.sqrt(np.asarray(bn.moving_variance) + bn.epsilon)
+    z = z * np.asarray(bn.gamma) + np.asarray(bn.beta)
+    np.testing.assert_allclose(got, np.maximum(z, 0), atol=1e-5)
+
+
+def test_a_graph_with_edge_features_trains_exports_and_predicts(tmp_path):
+    from kerasdl.export.savedmodel import export_run
+    from kerasdl.predict import predict
+
+    rng = np.random.default_rng(0)
+    n = 40
+    src = rng.integers(0, n, 120)
+    dst = rng.integers(0, n, 120)
+    path = str(tmp_path / "g.npz")
+    np.savez(path, x=rng.normal(size=(n, 3)).astype(np.float32), edge_index=np.stack([src, dst]),
+             edge_attr=rng.uniform(size=(120, 2)).astype(np.float32), y=rng.integers(0, 2, n))
+    result = _train(tmp_path, "edges", dataset=path, model="gin", epochs=2,
+                    model_options={"hidden_units": 8, "num_layers": 1})
+    info = json.load(open(os.path.join(result.run_dir, "dataset.json")))
+    assert info["graph"]["edge_features"] == 2
+    exported = export_run(result.run_dir, export_root=str(tmp_path / "export"))
+    np.testing.assert_allclose(predict(result.run_dir, [path]).outputs, predict(exported, [path]).outputs, atol=1e-5)
+    from kerasdl.config import RunConfig as RC
+    from kerasdl.tasks.base import load_task_data
+
+    with pytest.raises(KerasdlUsageError, match="edge features"):
+        _, _, task = load_task_data(RC.from_mapping({"dataset": path, "model": "gat"}).resolved(), ("train",))
+        task.build()

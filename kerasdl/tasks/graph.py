@@ -124,8 +124,9 @@ class GraphTask(SupervisedTask):
 
         info = self.info
         try:
+            edge = {"edge_features": int(info.graph["edge_features"])} if info.graph.get("edge_features") else {}
             return build_model(self.config.model, input_shape=tuple(info.input_shape), num_classes=info.num_classes,
-                               level=self.level, **self.config.model_options)
+                               level=self.level, **edge, **self.config.model_options)
         except KerasdlUsageError:
             raise
         except (ValueError, TypeError) as exc:
@@ -214,7 +215,9 @@ class GraphTask(SupervisedTask):
         calibrator, _ = _fitted(run_dir, self.info)
         rule, level, features = self.feature_rule(), self.level, int(self.info.input_shape[0])
 
-        def forward(x, edge_index, graph_ids=None):
+        edge_features = int(self.info.graph.get("edge_features", 0))
+
+        def forward(x, edge_index, graph_ids=None, edge_attr=None):
             x = tf.ensure_shape(tf.cast(x, tf.float32), [None, features])
             n = tf.shape(x, out_type=tf.int64)[0]
             checks = [tf.debugging.assert_non_negative(edge_index, message="edge_index holds a negative node id"),
@@ -228,6 +231,11 @@ class GraphTask(SupervisedTask):
             inputs = {"x": normalize_features(x, rule), "edges": edges}
             if graph_ids is not None:
                 inputs["graph_ids"] = tf.cast(graph_ids, tf.int32)
+            if edge_attr is not None:
+                check = tf.debugging.assert_equal(tf.shape(edge_attr)[0], tf.shape(edge_index)[1],
+                                                  message="edge_attr must have one row per column of edge_index")
+                with tf.control_dependencies([check]):
+                    inputs["edge_attr"] = tf.identity(edge_attr)
             logits = model(inputs, training=False)
             probabilities = tf.nn.softmax(calibrated_logits(logits, calibrator), axis=-1)
             return {"probabilities": probabilities,
@@ -235,9 +243,15 @@ class GraphTask(SupervisedTask):
 
         x_spec = tf.TensorSpec([None, features], tf.float32, name="x")
         e_spec = tf.TensorSpec([2, None], tf.int64, name="edge_index")
+        a_spec = tf.TensorSpec([None, edge_features], tf.float32, name="edge_attr")
         if level == "node":
+            if edge_features:
+                return {"serving_default": Endpoint(lambda x, edge_index, edge_attr: forward(
+                    x, edge_index, edge_attr=edge_attr), [x_spec, e_spec, a_spec])}
             return {"serving_default": Endpoint(lambda x, edge_index: forward(x, edge_index), [x_spec, e_spec])}
         g_spec = tf.TensorSpec([None], tf.int64, name="graph_ids")
+        if edge_features:
+            return {"serving_default": Endpoint(forward, [x_spec, e_spec, g_spec, a_spec])}
         return {"serving_default": Endpoint(forward, [x_spec, e_spec, g_spec])}
 
     def export_outputs(self, run_dir: str) -> list[str]:
@@ -256,6 +270,12 @@ class GraphTask(SupervisedTask):
                   "edges": tf.constant(graph.edge_index.T.astype(np.int32))}
         if self.level == "graph":
             inputs["graph_ids"] = tf.constant(np.asarray(graph.node_graph, np.int32))
+        wanted = int(self.info.graph.get("edge_features", 0))
+        if graph.num_edge_features != wanted:
+            raise KerasdlUsageError(f"the graph has {graph.num_edge_features} edge features per edge; the model "
+                                    f"takes {wanted}")
+        if wanted:
+            inputs["edge_attr"] = tf.constant(np.asarray(graph.edge_attr, np.float32))
         logits = model(inputs, training=False)
         return np.asarray(tf.nn.softmax(calibrated_logits(logits, calibrator), axis=-1))
 

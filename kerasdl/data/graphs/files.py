@@ -19,6 +19,9 @@ key                             content
 ``graph_split``                 optional ``(G,)`` 0 = train, 1 = validation, 2 = test; absent:
                                 graphs split 60/20/20, stratified, with the load seed
 ``class_names``                 optional ``(C,)`` str array
+``edge_attr``                   optional ``(E,)`` or ``(E, D)`` edge features, one row per edge
+                                as given (a reverse edge added gets its edge's row); used by
+                                ``gin`` (GINE messages) and ``gcn`` (D = 1: edge weights)
 ==============================  ============================================================
 
 **CSV folder**: ``nodes.csv`` and ``edges.csv`` (comma-separated, with a header row).
@@ -168,7 +171,17 @@ def load_npz_graph(path, *, seed: int = 0, display_name: str | None = None,
         x = np.eye(n, dtype=np.float32)
         feature_note = "identity features (no x)"
     _check_ids(edge_index, x.shape[0])
-    edge_index = clean_edges(edge_index)
+    edge_attr = None
+    if "edge_attr" in arrays:
+        edge_attr = np.asarray(arrays["edge_attr"])
+        if edge_attr.ndim == 1:
+            edge_attr = edge_attr[:, None]
+        if edge_attr.ndim != 2 or edge_attr.shape[0] != edge_index.shape[1] or edge_attr.dtype.kind not in "fiub":
+            _fail(f"{label}: edge_attr must be numeric with one row per edge ({edge_index.shape[1]}), "
+                  f"got shape {tuple(edge_attr.shape)} {edge_attr.dtype}")
+        edge_index, edge_attr = clean_edges(edge_index, edge_attr=edge_attr)
+    else:
+        edge_index = clean_edges(edge_index)
 
     k = int(y.max()) + 1 if y.size else 0
     if "class_names" in arrays:
@@ -235,6 +248,7 @@ def load_npz_graph(path, *, seed: int = 0, display_name: str | None = None,
         node_graph=node_graph,
         graph_splits=graph_splits,
         feature_norm="none",
+        edge_attr=edge_attr,
         description=(
             f"graph from {label}: {what}{x.shape[0]} nodes, {edge_index.shape[1]} directed edges, "
             f"{feature_note}, {len(class_names)} classes; {EDGE_NOTE}; {split_note}"

@@ -44,6 +44,13 @@ class GraphData:
     graph_splits: dict = field(default_factory=dict)
     feature_norm: str = "none"
     description: str = ""
+    # Optional edge features (E, D) float32, one row per column of edge_index (a user's .npz
+    # ``edge_attr``); the models that use them: gin (GINE messages) and gcn (D = 1: edge weights).
+    edge_attr: np.ndarray | None = None
+
+    @property
+    def num_edge_features(self) -> int:
+        return 0 if self.edge_attr is None else int(self.edge_attr.shape[1])
 
     @property
     def num_nodes(self) -> int:
@@ -135,6 +142,12 @@ def check_graph(g: GraphData, *, labels: bool = True) -> None:
             _fail(f"edge_index holds negative node id {lo}")
         if hi >= n:
             _fail(f"edge_index holds node {hi} but the graph has {n} nodes")
+    if g.edge_attr is not None:
+        ea = np.asarray(g.edge_attr)
+        if ea.ndim != 2 or ea.shape[0] != ei.shape[1]:
+            _fail(f"edge_attr must have one row per edge: shape {tuple(ea.shape)} for {ei.shape[1]} edges")
+        if not np.isfinite(ea).all():
+            _fail("edge_attr holds NaN or infinite values")
     y = np.asarray(g.y)
     if y.ndim != 1 or y.dtype.kind not in "iu":
         _fail(f"y must be a 1-D integer array, got shape {tuple(y.shape)} {y.dtype}")
@@ -241,19 +254,27 @@ def _check_graph_level(g: GraphData, n: int, y: np.ndarray, labels: bool = True)
 # helpers shared by the sources
 
 
-def clean_edges(edge_index: np.ndarray, *, symmetric: bool = True) -> np.ndarray:
+def clean_edges(edge_index: np.ndarray, *, symmetric: bool = True, edge_attr: np.ndarray | None = None):
     """Both directions of every edge (when ``symmetric``), duplicates and self-loops removed.
 
-    Sorted by (source, target). GNN layers add their own self-loops where their paper does.
+    Sorted by (source, target). GNN layers add their own self-loops where their paper does. With
+    ``edge_attr`` (E, D) the attributes follow their edges (a reverse edge copies its edge's, a
+    duplicate keeps the first one's) and ``(edge_index, edge_attr)`` is returned.
     """
     ei = np.asarray(edge_index, dtype=np.int64).reshape(2, -1)
+    attr = None if edge_attr is None else np.asarray(edge_attr, np.float32).reshape(ei.shape[1], -1)
     if symmetric:
         ei = np.concatenate([ei, ei[::-1]], axis=1)
-    ei = ei[:, ei[0] != ei[1]]
+        attr = None if attr is None else np.concatenate([attr, attr])
+    keep = ei[0] != ei[1]
+    ei = ei[:, keep]
+    attr = None if attr is None else attr[keep]
     if not ei.size:
-        return np.zeros((2, 0), np.int64)
-    ei = np.unique(ei, axis=1)  # lexicographic by (row 0, row 1)
-    return np.ascontiguousarray(ei, dtype=np.int64)
+        empty = np.zeros((2, 0), np.int64)
+        return empty if edge_attr is None else (empty, np.zeros((0, attr.shape[1]), np.float32))
+    ei, first = np.unique(ei, axis=1, return_index=True)  # lexicographic by (row 0, row 1)
+    ei = np.ascontiguousarray(ei, dtype=np.int64)
+    return ei if edge_attr is None else (ei, np.ascontiguousarray(attr[first]))
 
 
 def stratified_split(y: np.ndarray, sizes: dict[str, int], seed: int) -> dict[str, np.ndarray]:

@@ -87,14 +87,18 @@ def graph_info(graph, rule: str):
         splits={k: int(v) for k, v in graph.split_sizes().items()}, mean=0.0, std=1.0,
         description=graph.description,
         graph={"level": level, "feature_norm": rule, "nodes": int(graph.x.shape[0]),
+               "edge_features": graph.num_edge_features,
                "edges": int(graph.edge_index.shape[1]),
                "graphs": int(graph.node_graph.max()) + 1 if graph.node_graph is not None and len(graph.node_graph) else 1})
 
 
 def node_inputs(graph, rule: str) -> dict:
     """The model inputs of a whole node-level graph: normalised features and (E, 2) int32 edges."""
-    return {"x": np.asarray(normalize_features(graph.x, rule)),
-            "edges": np.ascontiguousarray(graph.edge_index.T.astype(np.int32))}
+    inputs = {"x": np.asarray(normalize_features(graph.x, rule)),
+              "edges": np.ascontiguousarray(graph.edge_index.T.astype(np.int32))}
+    if graph.edge_attr is not None:
+        inputs["edge_attr"] = np.asarray(graph.edge_attr, np.float32)
+    return inputs
 
 
 def node_datasets(graph, rule: str, splits) -> dict:
@@ -119,6 +123,7 @@ def graph_datasets(graph, rule: str, splits, *, batch_size: int, seed: int, shuf
     edge_graph = node_graph[src]
     order = np.argsort(edge_graph, kind="stable")
     edges = graph.edge_index.T[order]
+    attrs = None if graph.edge_attr is None else np.asarray(graph.edge_attr, np.float32)[order]
     edge_graph = edge_graph[order]
     edge_ptr = np.searchsorted(edge_graph, np.arange(n_graphs + 1))
     local = (edges - node_ptr[edge_graph][:, None]).astype(np.int32)  # node ids within their graph
@@ -132,18 +137,26 @@ def graph_datasets(graph, rule: str, splits, *, batch_size: int, seed: int, shuf
             tf.constant(np.concatenate([local[edge_ptr[g]:edge_ptr[g + 1]] for g in ids]) if len(ids)
                         else local[:0]),
             np.cumsum([edge_ptr[g + 1] - edge_ptr[g] for g in ids]).astype(np.int64))
-        ds = tf.data.Dataset.from_tensor_slices((xs, es, graph.y[ids].astype(np.int32)))
+        parts = [xs, es]
+        if attrs is not None:
+            parts.append(tf.RaggedTensor.from_row_limits(
+                tf.constant(np.concatenate([attrs[edge_ptr[g]:edge_ptr[g + 1]] for g in ids]) if len(ids)
+                            else attrs[:0]), es.row_limits()))
+        ds = tf.data.Dataset.from_tensor_slices((tuple(parts), graph.y[ids].astype(np.int32)))
         if split == "train" and shuffle_train:
             ds = ds.shuffle(len(ids), seed=seed, reshuffle_each_iteration=True)
         out[split] = ds.ragged_batch(batch_size).map(_merge, num_parallel_calls=1).prefetch(2)
     return out
 
 
-def _merge(xs, es, y):
-    """A batch of graphs (ragged node features and local edges) as one disjoint graph."""
+def _merge(parts, y):
+    """A batch of graphs (ragged node features, local edges[, edge features]) as one disjoint graph."""
     import tensorflow as tf
 
+    xs, es = parts[0], parts[1]
     starts = tf.cast(xs.row_starts(), tf.int32)
     edges = es.flat_values + tf.gather(starts, tf.cast(es.value_rowids(), tf.int32))[:, None]
     inputs = {"x": xs.flat_values, "edges": edges, "graph_ids": tf.cast(xs.value_rowids(), tf.int32)}
+    if len(parts) > 2:
+        inputs["edge_attr"] = parts[2].flat_values
     return inputs, y
