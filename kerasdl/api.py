@@ -69,7 +69,10 @@ def _split_of(run, config, split: str):
     from kerasdl.tasks.base import OWN_DATA
 
     if run.task.data_kind in OWN_DATA:
-        task = type(run.task)(config, run.info)
+        task = run.task  # the loaded run's own (a PINN's problem comes from the run's copy of its file)
+        if config.batch_size != run.config.batch_size:  # batches of graphs of the size asked for
+            task = type(run.task)(config, run.info)
+            task.run_dir = run.task.run_dir
         return task.make_data((split,))[0][split]
     return load_splits(config, (split,), shuffle_train=False)[0][split]
 

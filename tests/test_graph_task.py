@@ -231,6 +231,11 @@ def test_graph_run_trains_evaluates_and_exports_per_graph(cycles_run, tmp_path):
     run_dir, tmp = cycles_run
     record = json.load(open(os.path.join(run_dir, "metrics.json")))
     assert sum(map(sum, record["test"]["confusion_matrix"])) == 200 and "calibration" in record
+    from kerasdl import api
+
+    again = api.evaluate_run(run_dir, batch_size=16)  # other batches of graphs, the same figures
+    assert again["accuracy"] == pytest.approx(record["test"]["accuracy"])
+    assert again["nll"] == pytest.approx(record["test"]["nll"], rel=1e-4)
     g = load_graph("cycles")
     keep = np.isin(g.node_graph, [0, 1, 2])
     remap = np.full(g.node_graph.max() + 1, -1)
