@@ -95,6 +95,17 @@ class Task:
     def check(self) -> None:
         """Refuse a config that cannot work on this data (raise KerasdlUsageError, one line)."""
 
+    def check_model(self) -> None:
+        """``config.model`` must have one of :attr:`roles` (one line with the models that do)."""
+        from kerasdl.models import list_models, model_info
+
+        minfo = model_info(self.config.model)  # unknown names: one line with the closest ones
+        if minfo.role not in self.roles:
+            able = [m for role in self.roles for m in list_models(role=role)]
+            raise KerasdlUsageError(
+                f"task {self.name!r} trains a {' or '.join(self.roles)}; {self.config.model!r} is a {minfo.role} "
+                f"(use --model with one of {', '.join(able)})")
+
     # -- data ----------------------------------------------------------------------------------
     def make_data(self, splits) -> tuple[dict, Any]:
         """``(datasets by split, DatasetInfo)`` of a task that makes its own data (data_kind

@@ -204,17 +204,6 @@ class GenerativeTask(Task):
         self.check_model()
         self.monitor()
 
-    def check_model(self) -> None:
-        """``config.model`` must have one of :attr:`roles` (one line with the models that do)."""
-        from kerasdl.models import list_models, model_info
-
-        minfo = model_info(self.config.model)  # unknown names: one line with the closest ones
-        if minfo.role not in self.roles:
-            able = [m for role in self.roles for m in list_models(role=role)]
-            raise KerasdlUsageError(
-                f"task {self.name!r} trains a {' or '.join(self.roles)}; {self.config.model!r} is a {minfo.role} "
-                f"(use --model with one of {', '.join(able)})")
-
     def check_label(self, label: int | None) -> None:
         """A requested class must be one this conditional model knows."""
         if label is None:

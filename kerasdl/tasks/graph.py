@@ -88,7 +88,7 @@ class GraphTask(SupervisedTask):
     # -- checks --------------------------------------------------------------------------------
     def check(self) -> None:
         config = self.config
-        self._check_model()
+        self.check_model()
         if config.loss not in (None, "sparse_categorical_crossentropy", "categorical_crossentropy"):
             raise KerasdlUsageError(f"task {self.name!r} trains with the cross-entropy; loss {config.loss!r} "
                                     "is not available for graphs")
@@ -99,8 +99,6 @@ class GraphTask(SupervisedTask):
         if config.strategy not in ("auto", "default", "one_device"):
             raise KerasdlUsageError(f"task {self.name!r} runs on one device (a graph is not split across "
                                     f"replicas); strategy {config.strategy!r} is not available")
-        if self.level == "node" and config.jit:
-            pass  # full batch: static shapes, XLA works
         if self.level == "graph" and config.jit:
             raise KerasdlUsageError("graph classification batches have a new shape every step; "
                                     "XLA (--jit) would recompile each one")
@@ -108,15 +106,6 @@ class GraphTask(SupervisedTask):
         if self.level == "node" and not (graph.y[graph.masks["validation"]] >= 0).any():
             raise KerasdlUsageError("the validation split has no labelled node (it picks the best checkpoint)")
         self.monitor()
-
-    def _check_model(self) -> None:
-        from kerasdl.models import list_models, model_info
-
-        minfo = model_info(self.config.model)  # unknown names: one line with the closest ones
-        if minfo.role not in self.roles:
-            able = list_models(role="graph")
-            raise KerasdlUsageError(f"task {self.name!r} trains a graph network; {self.config.model!r} is a "
-                                    f"{minfo.role} (use --model with one of {', '.join(able)})")
 
     # -- model ---------------------------------------------------------------------------------
     def build(self):

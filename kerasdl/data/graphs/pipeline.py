@@ -86,10 +86,8 @@ def graph_info(graph, rule: str):
         raw_dtype="float32", num_classes=len(graph.class_names), class_names=[str(c) for c in graph.class_names],
         splits={k: int(v) for k, v in graph.split_sizes().items()}, mean=0.0, std=1.0,
         description=graph.description,
-        graph={"level": level, "feature_norm": rule, "nodes": int(graph.x.shape[0]),
-               "edge_features": graph.num_edge_features,
-               "edges": int(graph.edge_index.shape[1]),
-               "graphs": int(graph.node_graph.max()) + 1 if graph.node_graph is not None and len(graph.node_graph) else 1})
+        graph={"level": level, "feature_norm": rule, "nodes": graph.num_nodes, "edge_features": graph.num_edge_features,
+               "edges": graph.num_edges, "graphs": graph.num_graphs})
 
 
 def node_inputs(graph, rule: str) -> dict:
