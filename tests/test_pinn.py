@@ -100,6 +100,8 @@ def test_config_takes_epochs_dataset_and_monitor_from_the_options():
     ({"sampler": "halton"}, "sampler"),
     ({"adam_steps": 0, "lbfgs_steps": 0}, "adam_steps + lbfgs_steps"),
     ({"rar": True, "rar_points": 300, "n_collocation": 300}, "rar_points"),
+    ({"rar_until": 1.0}, "rar_until must be in [0, 1)"),
+    ({"rar": True, "rar_until": 0.01}, "less than two history rows"),
 ])
 def test_bad_options_are_one_line(options, message):
     from kerasdl.tasks.base import load_task_data
@@ -208,6 +210,26 @@ def test_rar_adds_points_up_to_the_budget(tmp_path):
                     adam_steps=90)
     counts = [r["collocation_points"] for r in _history(result.run_dir)]
     assert counts[0] == 200 and counts[-1] == 300 and counts == sorted(counts)
+
+
+def test_rar_until_refines_into_the_lbfgs_phase_and_clears_its_memory(tmp_path):
+    # 60 Adam + 60 L-BFGS iterations in rows of 30 (4 rows); rar_until=0.75: rounds at the ends of rows 0 and 1,
+    # the second one (row 1, the last Adam row) just before L-BFGS starts: its memory is cleared there.
+    from kerasdl.tasks.options import PINNOptions
+    from kerasdl.tasks.pinn import Refinement
+
+    opts = PINNOptions(**{**TINY, "rar": True, "rar_points": 100, "rar_rounds": 2, "rar_until": 0.75})
+    opts.check()
+    assert Refinement(None, opts, 0).adds == {0: 50, 1: 50}
+    late = PINNOptions(**{**TINY, "adam_steps": 30, "lbfgs_steps": 120, "rar": True, "rar_points": 100,
+                          "rar_rounds": 2, "rar_until": 0.8})
+    assert max(Refinement(None, late, 0).adds) >= 1  # a round after the (one-row) Adam phase
+    result = _train(tmp_path, "rar_late", problem="heat", adam_steps=30, lbfgs_steps=120, rar=True, rar_points=100,
+                    rar_rounds=2, rar_candidates=500, rar_until=0.8)
+    rows = _history(result.run_dir)
+    counts = [r["collocation_points"] for r in rows]
+    assert counts[0] < counts[-1] == 300 and counts == sorted(counts)
+    assert any(r["phase"] == 1.0 and r["collocation_points"] < 300 for r in rows)  # L-BFGS ran before the last round
 
 
 def test_hard_constraints_hold_exactly(tmp_path):
