@@ -77,6 +77,7 @@ PUBLISHED = {
     "mixer_b16": (59_880_472, "total", "timm mixer_b16_224"),
     "gmlp_s16": (19_422_656, "total", "timm gmlp_s16_224"),
     "gcn": (23_063, "total", "PyG GCNConv(1433, 16) + GCNConv(16, 7), Kipf & Welling's Cora GCN"),
+    "gpt2_small": (124_439_808, "total", "Hugging Face GPT-2 (124M: tied head, learned positions, V 50257, T 1024)"),
     "gat": (92_373, "total", "PyG GATConv(1433, 8, heads=8) + GATConv(64, 7), Velickovic et al.'s Cora GAT"),
 }
 

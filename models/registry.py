@@ -77,7 +77,7 @@ __all__ = [
 
 # What an entry is for (ModelInfo.role). A task (kerasdl.tasks) trains the roles it lists.
 ROLES = ("classifier", "segmenter", "encoder", "decoder", "generator", "discriminator", "denoiser",
-         "critic", "field", "graph")
+         "critic", "field", "graph", "lm", "sequence")
 
 # The positional arguments of classifiers and segmenters; not "overrides".
 _REQUIRED = ("input_shape", "num_classes")

@@ -67,9 +67,12 @@ SMOKE_MODELS = {
     "diffusion": "diffusion_unet",  # conditional, at base_filters 8: eps-prediction, one MSE step
     "pinn": "fourier_mlp",  # the field MLP behind its Fourier features: u(x, t), one MSE step
     "gnn": "gcn",  # node and graph level on a random graph, plus every graph layer (GCN, SAGE, GAT, GIN, readouts)
+    "sequence": "gpt_nano",  # LM: 2 lengths + one step; tiny FAVOR+ / LSTM LMs and classifiers too
 }
-# The graph family also runs on JAX (eager), where jax is importable (test_graph_family_on_jax).
+# The graph family also runs on JAX (eager), where jax is importable (test_family_on_jax).
 JAX_GRAPH_MODELS = ("gcn", "gat", "graphsage", "gin", "deepsets")
+# The sequence family too (test_family_on_jax): XLA-compiled steps, static lengths.
+JAX_LM_MODELS = ("gpt_nano",)
 # model -> why it fails on the torch backend (a builder bug reported to its owner). strict:
 # the test turns red once the builder is fixed, so the entry is removed then.
 XFAIL: dict[str, str] = {}
@@ -295,6 +298,62 @@ def _graph_smoke(name: str, layers: bool = True) -> dict:
     return {key: round(v, 2) if key.endswith("_s") else v for key, v in record.items()}
 
 
+def _lm_smoke(name: str) -> dict:
+    """A language model (tokens (B, t) int32 -> logits (B, t, V) float32): an eager forward at the
+    smoke length and at a shorter prefix (the same first logits), one train_on_batch on next-token
+    targets that must move every 2-D weight; then the same for tiny variants of the family's other
+    blocks: FAVOR+ attention at a length that is not a multiple of its chunk, an LSTM LM, and a
+    FAVOR+ GPT and a GRU sequence classifier ((B, C) logits)."""
+    import keras
+    import numpy as np
+
+    from kerasdl.models import build_model, model_info
+
+    info = model_info(name)
+    (t,), k = info.smoke_input_shape, info.default_num_classes
+    tiny = dict(n_layer=1, n_head=2, n_embd=16)
+    cases = [(name, {}), ("performer_nano", dict(tiny, num_features=8, chunk=5)), ("lstm_lm", dict(units=16)),
+             ("gpt_classifier", dict(tiny, attention="favor", num_features=8, chunk=4)),
+             ("lstm_classifier", dict(units=8, cell="gru"))]
+    rng = np.random.default_rng(0)
+    record = {"params": 0, "build_s": 0.0, "forward_s": 0.0, "train_s": 0.0}
+    for case, overrides in cases:
+        lm = model_info(case).role == "lm"
+        t0 = time.perf_counter()
+        if lm:
+            model = build_model(case, input_shape=(t,), num_classes=k, **overrides)
+        else:
+            model = build_model(case, input_shape=(t,), num_classes=3, vocab_size=k, **overrides)
+        record["build_s"] += time.perf_counter() - t0
+        x = rng.integers(0, k, size=(BATCH, t)).astype("int32")
+        t0 = time.perf_counter()
+        out = model(x, training=False)
+        record["forward_s"] += time.perf_counter() - t0
+        assert keras.backend.standardize_dtype(out.dtype) == "float32", (case, out.dtype)
+        out = keras.ops.convert_to_numpy(out)
+        assert out.shape == ((BATCH, t, k) if lm else (BATCH, 3)) and np.all(np.isfinite(out)), (case, out.shape)
+        if lm:
+            short = keras.ops.convert_to_numpy(model(x[:, :5], training=False))
+            assert short.shape == (BATCH, 5, k) and np.allclose(short, out[:, :5], atol=1e-4), case
+        y = np.roll(x, -1, axis=1) if lm else np.arange(BATCH) % 3
+        model.compile(optimizer=keras.optimizers.SGD(0.1),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        before = [keras.ops.convert_to_numpy(w).copy() for w in model.trainable_weights]
+        t0 = time.perf_counter()
+        loss = float(model.train_on_batch(x, y))
+        record["train_s"] += time.perf_counter() - t0
+        after = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
+        assert np.isfinite(loss) and all(np.all(np.isfinite(a)) for a in after), (case, loss)
+        frozen = [w.path for w, b, a in zip(model.trainable_weights, before, after)
+                  if b.ndim == 2 and np.array_equal(b, a)]
+        assert not frozen, f"{case}: 2-D weights unchanged by the step: {frozen}"
+        record["params"] += model.count_params()
+        if case == name:
+            record["loss"] = loss
+    record["out_shape"] = [BATCH, t, k]
+    return {key: round(v, 2) if key.endswith("_s") else v for key, v in record.items()}
+
+
 def _smoke(name: str) -> dict:
     """Build, forward and train ``name`` one step on the current backend; a JSON-able report."""
     import keras
@@ -314,6 +373,8 @@ def _smoke(name: str) -> dict:
         return _field_smoke(name)
     if info.role == "graph":
         return _graph_smoke(name)
+    if info.role in ("lm", "sequence"):
+        return _lm_smoke(name)
     shape, k = info.smoke_input_shape, info.default_num_classes
     t0 = time.perf_counter()
     model = build_model(name, input_shape=shape, num_classes=k)
@@ -401,7 +462,7 @@ def _main(names: list[str]) -> int:
 
 
 def _main_jax(names: list[str]) -> int:
-    """Subprocess entry on KERAS_BACKEND=jax, for the graph family: as :func:`_main`."""
+    """Subprocess entry on KERAS_BACKEND=jax, for the graph and sequence families: as :func:`_main`."""
     t0 = time.perf_counter()
     try:
         import jax
@@ -424,7 +485,9 @@ def _main_jax(names: list[str]) -> int:
         random.seed(0)
         np.random.seed(0)
         try:
-            record = {"model": name, "ok": True, **_graph_smoke(name, layers=name == names[0])}
+            smoke = (_lm_smoke(name) if kerasdl.models.model_info(name).role == "lm"
+                     else _graph_smoke(name, layers=name == names[0]))
+            record = {"model": name, "ok": True, **smoke}
         except Exception as exc:
             import traceback
 
@@ -499,12 +562,13 @@ def test_zoo_smoke_on_torch(torch_run, name):
     assert record["ok"], f"{record['error']}\n  " + "\n  ".join(record["where"])
 
 
-def test_graph_family_on_jax():
-    """The GNN layers and builders on JAX (eager forward, one step), where jax is installed."""
+@pytest.mark.parametrize("family, models", [("graph", JAX_GRAPH_MODELS), ("sequence", JAX_LM_MODELS)])
+def test_family_on_jax(family, models):
+    """The GNN and sequence families on JAX (forward, one step), where jax is installed."""
     if importlib.util.find_spec("jax") is None:
-        pytest.skip("jax is not installed (the graph family's JAX run is optional)")
+        pytest.skip(f"jax is not installed (the {family} family's JAX run is optional)")
     env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--jax", *JAX_GRAPH_MODELS],
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--jax", *models],
                           env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
     records = [json.loads(line[len(RESULT):]) for line in proc.stdout.splitlines() if line.startswith(RESULT)]
     log = f"exit {proc.returncode}\nSTDOUT (tail):\n{proc.stdout[-3000:]}\nSTDERR (tail):\n{proc.stderr[-3000:]}"
@@ -514,4 +578,4 @@ def test_graph_family_on_jax():
     assert any(r.get("done") for r in records), "the JAX subprocess stopped early\n" + log
     failed = {r["model"]: f"{r['error']} at {r['where'][-1]}" for r in records if "model" in r and not r["ok"]}
     assert not failed, failed
-    assert sorted(r["model"] for r in records if "model" in r) == sorted(JAX_GRAPH_MODELS), log
+    assert sorted(r["model"] for r in records if "model" in r) == sorted(models), log
