@@ -185,7 +185,7 @@ class PINNOptions:
     noise: float = 0.0  # observation noise, as a fraction of std(u) (Raissi: 0.01 = 1%)
     sampler: str = "lhs"  # collocation points: lhs, sobol or uniform
     adam_steps: int = 2000  # full-batch Adam iterations (learning rate: --lr)
-    lbfgs_steps: int = 12000  # L-BFGS iteration budget after Adam (0: none)
+    lbfgs_steps: int = 11000  # L-BFGS iteration budget after Adam (0: none): the default run fits 15 min on 2 cores
     lbfgs_memory: int = 50  # (s, y) pairs L-BFGS keeps
     log_every: int = 250  # iterations per history row ("epoch")
     w_pde: float = 1.0  # loss weight of the mean squared residual
