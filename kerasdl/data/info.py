@@ -7,6 +7,7 @@ rule lives in exactly one place: ``x = (float32(raw) - mean) / std``.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,3 +139,19 @@ def input_norm_stats(mode: str, info: DatasetInfo, train_x) -> tuple[list | floa
         return feature_stats(x)
     mean = x.mean(axis=axes, dtype=np.float64)  # channel_mean
     return [float(v) for v in np.atleast_1d(mean)], value_range or 1.0
+
+
+def default_data_dir() -> str:
+    """``$KERASDL_DATA_DIR`` if set, else tfds's default ($TFDS_DATA_DIR, ~/tensorflow_datasets)."""
+    env = os.environ.get("KERASDL_DATA_DIR")
+    if env:
+        return os.path.abspath(os.path.expanduser(env))
+    return os.path.expanduser(os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets")
+
+
+def download_allowed(download: bool | None) -> bool:
+    """kerasdl's download policy (datasets, pretrained weights): explicit wins, else not under
+    ``KERASDL_OFFLINE=1``. Here, not in :mod:`kerasdl.data.loading`, so it needs no TensorFlow."""
+    if download is not None:
+        return bool(download)
+    return os.environ.get("KERASDL_OFFLINE", "").strip().lower() not in ("1", "true", "yes", "on")

@@ -36,7 +36,8 @@ import tensorflow_datasets as tfds
 
 from kerasdl.data.builders import OFFLINE_DATASETS, SPECS
 from kerasdl.data.files import load_file_dataset
-from kerasdl.data.info import CLASS_TASKS, SPLITS, DatasetInfo, feature_stats, input_norm_stats, normalize
+from kerasdl.data.info import (CLASS_TASKS, SPLITS, DatasetInfo, default_data_dir, download_allowed, feature_stats,
+                               input_norm_stats, normalize)
 from kerasdl.errors import KerasdlUsageError, UnknownNameError, closest
 
 TFDS_PREFIX = "tfds:"
@@ -47,18 +48,7 @@ PROBE_HOST = ("storage.googleapis.com", 443)  # where most tfds datasets downloa
 PROBE_TIMEOUT_S = 3.0
 
 
-def default_data_dir() -> str:
-    """``$KERASDL_DATA_DIR`` if set, else tfds's default ($TFDS_DATA_DIR, ~/tensorflow_datasets)."""
-    env = os.environ.get("KERASDL_DATA_DIR")
-    if env:
-        return os.path.abspath(os.path.expanduser(env))
-    return os.path.expanduser(os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets")
-
-
-def _download_allowed(download: bool | None) -> bool:
-    if download is not None:
-        return bool(download)
-    return os.environ.get("KERASDL_OFFLINE", "").strip().lower() not in ("1", "true", "yes", "on")
+_download_allowed = download_allowed  # the policy lives in kerasdl.data.info (no TensorFlow there)
 
 
 # ----------------------------------------------------------------------------- sources

@@ -30,6 +30,7 @@ import dataclasses
 import os
 from typing import Any, Sequence
 
+from kerasdl.data.info import download_allowed
 from kerasdl.errors import KerasdlUsageError
 
 __all__ = [
@@ -145,11 +146,7 @@ def keras_cache_dir() -> str:
     return os.path.join(home, "models")
 
 
-def _download_allowed(download: bool | None) -> bool:
-    """The datasets' policy (``kerasdl.data.loading``): explicit wins, else not when offline."""
-    if download is not None:
-        return bool(download)
-    return os.environ.get("KERASDL_OFFLINE", "").strip().lower() not in ("1", "true", "yes", "on")
+_download_allowed = download_allowed  # the datasets' policy (kerasdl.data.info)
 
 
 def _fetch(weights: WeightsFile, download: bool | None) -> str:

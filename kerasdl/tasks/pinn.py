@@ -244,9 +244,10 @@ class PINN(keras.Model):
         count = tf.cast(nf, self.field_dtype) if mask is None else tf.reduce_sum(mask)
         terms = {"loss_pde": tf.add_n(squares) / count}
         total = opts.w_pde * terms["loss_pde"]
-        if self.n_b or self.n_d:
+        soft = bool(self.conditions) and not self.hard
+        if soft or self.n_d:  # one pass over the condition and observation points
             fields = self.fields(tf.concat([self.x_b, self.x_d], axis=0))
-        if self.conditions and not self.hard:
+        if soft:
             errors = []
             for cond, a, b in self.conditions:
                 err = tf.square(fields[cond.output][a:b] - self.u_b[a:b])

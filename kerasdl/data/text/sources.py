@@ -35,6 +35,7 @@ import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kerasdl.data.info import default_data_dir, download_allowed
 from kerasdl.errors import KerasdlUsageError
 
 __all__ = [
@@ -155,21 +156,12 @@ def pydoc_text() -> TextSource:
 # ---------------------------------------------------------------------------------- tfds
 
 
-def _download_allowed(download: bool | None) -> bool:
-    """kerasdl.data.loading's rule (kept here so that the check needs no TensorFlow import)."""
-    if download is not None:
-        return bool(download)
-    return os.environ.get("KERASDL_OFFLINE", "").strip().lower() not in ("1", "true", "yes", "on")
+_download_allowed = download_allowed
 
 
 def _data_dir(data_dir: str | None) -> str:
-    """kerasdl.data.loading.default_data_dir's rule, unless ``data_dir`` is given."""
-    if data_dir:
-        return os.path.abspath(os.path.expanduser(data_dir))
-    env = os.environ.get("KERASDL_DATA_DIR")
-    if env:
-        return os.path.abspath(os.path.expanduser(env))
-    return os.path.expanduser(os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets")
+    """The given folder, else kerasdl's default data folder."""
+    return os.path.abspath(os.path.expanduser(data_dir)) if data_dir else default_data_dir()
 
 
 def _unavailable(name: str, data_dir: str, reason: str) -> KerasdlUsageError:
